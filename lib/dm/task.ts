@@ -1,0 +1,49 @@
+/**
+ * Runs one native dm task and gives its errors the caller's stack: an error created when
+ * the libuv work completes has no useful stack of its own.
+ */
+import { DevmapperError } from '../errors';
+import { native, type NativeTaskResult, type NativeTaskSpec } from '../native';
+
+export interface TaskDefaults {
+  /** Upper bound on each wait for udev after create, resume, remove and rename (ms). */
+  udevTimeoutMs: number;
+}
+
+const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
+
+/** Changes the process-wide defaults of the dm layer. */
+export function setTaskDefaults(next: Partial<TaskDefaults>): void {
+  if (next.udevTimeoutMs !== undefined) {
+    if (!Number.isInteger(next.udevTimeoutMs) || next.udevTimeoutMs < 0)
+      throw new RangeError('udevTimeoutMs must be a non-negative integer');
+    defaults.udevTimeoutMs = next.udevTimeoutMs;
+  }
+}
+
+export function getTaskDefaults(): Readonly<TaskDefaults> {
+  return { ...defaults };
+}
+
+function attachCallerStack(err: unknown, callerStack: string | undefined): unknown {
+  if (err instanceof DevmapperError && callerStack) {
+    const frames = callerStack.split('\n').slice(1).join('\n');
+    err.stack = `${err.name} [${err.code}]: ${err.message}\n${frames}`;
+  }
+  return err;
+}
+
+export async function runTask(spec: NativeTaskSpec): Promise<NativeTaskResult> {
+  const caller: { stack?: string } = {};
+  Error.captureStackTrace(caller, runTask);
+  try {
+    return await native().runTask({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+  } catch (err) {
+    throw attachCallerStack(err, caller.stack);
+  }
+}
+
+/** The same on the JS thread, for queries cheaper than a thread hop. */
+export function runTaskSync(spec: NativeTaskSpec): NativeTaskResult {
+  return native().runTaskSync({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+}

@@ -1,0 +1,96 @@
+import { constants as osConstants } from 'node:os';
+
+/** One line libdevmapper logged while a call ran, with its syslog-style level (3 = error ... 7 = debug). */
+export interface LibdmLogLine {
+  level: number;
+  file?: string;
+  line?: number;
+  /** The errno libdevmapper attached to the line, 0 when none. */
+  errno: number;
+  message: string;
+}
+
+/**
+ * The project's own error codes, for failures that are not a kernel errno.
+ * Kernel failures use the errno's name ('EBUSY', 'EEXIST', 'ENXIO', 'ENODATA', ...).
+ */
+export const ErrorCodes = {
+  /** An argument was rejected before anything was asked of the kernel. */
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** libdevmapper failed without an errno (out of memory, bad response, ...). */
+  DM_FAILED: 'ERR_DM_FAILED',
+  /** A status or table line did not have the expected form. */
+  PARSE: 'ERR_PARSE',
+  /** The operation was aborted through its AbortSignal. */
+  ABORTED: 'ABORT_ERR',
+  /** A bounded retry or wait ran out of time. */
+  TIMEOUT: 'ETIMEDOUT',
+  /** The native addon is not built or could not be loaded. */
+  ADDON: 'ERR_ADDON_NOT_LOADED',
+} as const;
+
+export interface DevmapperErrorOptions {
+  code?: string;
+  errno?: number;
+  /** What was being done: 'create', 'message create_thin 5', 'loop attach', ... */
+  operation?: string;
+  /** The device-mapper name, path or file the operation was about. */
+  device?: string;
+  /** For INVALID_ARGUMENT: the name of the argument or option at fault. */
+  argument?: string;
+  /** libdevmapper's log lines of the failed call. */
+  logs?: LibdmLogLine[];
+  cause?: unknown;
+}
+
+const errnoNames: Map<number, string> = new Map(
+  Object.entries(osConstants.errno).map(([name, num]) => [num, name]),
+);
+
+/** The symbolic name of an errno number ('EBUSY' for 16), or undefined. */
+export function errnoName(errno: number): string | undefined {
+  return errnoNames.get(errno);
+}
+
+/**
+ * Every failure of this library. `code` is a string ('EBUSY', or one of {@link ErrorCodes});
+ * `errno` is the kernel's number when the kernel gave one.
+ *
+ * The native addon constructs this class too (it is handed over once at load time), so
+ * `instanceof DevmapperError` holds for errors from every layer.
+ */
+export class DevmapperError extends Error {
+  override name = 'DevmapperError';
+  readonly code: string;
+  readonly errno: number | undefined;
+  readonly operation: string | undefined;
+  readonly device: string | undefined;
+  readonly argument: string | undefined;
+  readonly logs: LibdmLogLine[];
+
+  constructor(message: string, options: DevmapperErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    const errno = options.errno !== undefined && options.errno > 0 ? options.errno : undefined;
+    this.code =
+      options.code ?? (errno !== undefined ? (errnoName(errno) ?? `E${errno}`) : ErrorCodes.DM_FAILED);
+    this.errno = errno;
+    this.operation = options.operation;
+    this.device = options.device;
+    this.argument = options.argument;
+    this.logs = options.logs ?? [];
+  }
+}
+
+/** Shorthand for the error thrown when an argument is rejected before the kernel is asked. */
+export function invalidArgument(argument: string, expected: string, got: unknown): DevmapperError {
+  let shown: string;
+  try {
+    shown = typeof got === 'string' ? JSON.stringify(got) : String(got);
+  } catch {
+    shown = typeof got;
+  }
+  return new DevmapperError(`${argument}: expected ${expected}, got ${shown}`, {
+    code: ErrorCodes.INVALID_ARGUMENT,
+    argument,
+  });
+}

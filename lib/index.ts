@@ -1,0 +1,9 @@
+/**
+ * devmapper: Linux device-mapper thin provisioning for Node.js.
+ *
+ * `dm` is the low-level layer (Docker's pkg/devicemapper operations); `sys` holds loop
+ * devices, block device calls and mount(2).
+ */
+export * as dm from './dm';
+export * as sys from './sys';
+export { DevmapperError, ErrorCodes, errnoName, type DevmapperErrorOptions, type LibdmLogLine } from './errors';

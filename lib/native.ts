@@ -1,0 +1,175 @@
+/**
+ * The one module that loads the native addon. It types the addon's raw surface once and
+ * hands it the DevmapperError class; everything else imports from here.
+ */
+import bindings from 'bindings';
+import { DevmapperError, ErrorCodes, type LibdmLogLine } from './errors';
+import type { TargetLine } from './dm/types';
+
+/** Task types of libdevmapper's dm_task_create, by the names the addon accepts. */
+export type NativeTaskType =
+  | 'create'
+  | 'reload'
+  | 'remove'
+  | 'suspend'
+  | 'resume'
+  | 'info'
+  | 'deps'
+  | 'rename'
+  | 'version'
+  | 'status'
+  | 'table'
+  | 'waitevent'
+  | 'list'
+  | 'clear'
+  | 'mknodes'
+  | 'listVersions'
+  | 'targetMsg';
+
+/** A plain description of one dm_task, converted to a C++ struct before any work starts. */
+export interface NativeTaskSpec {
+  type: NativeTaskType;
+  name?: string;
+  uuid?: string;
+  newName?: string;
+  major?: number;
+  minor?: number;
+  targets?: TargetLine[];
+  message?: string;
+  sector?: number;
+  readOnly?: boolean;
+  noOpenCount?: boolean;
+  skipLockfs?: boolean;
+  noFlush?: boolean;
+  deferredRemove?: boolean;
+  queryInactiveTable?: boolean;
+  secureData?: boolean;
+  addNode?: 'create' | 'resume';
+  eventNr?: number;
+  /** Carry a udev cookie (create, resume, remove, rename only). Default true. */
+  udev?: boolean;
+  udevFlags?: number;
+  /** Upper bound on the wait for udev, in ms. Default 30000. */
+  udevTimeoutMs?: number;
+  /** What the caller is doing, for error messages ("create_thin 5", "activate"). */
+  operation?: string;
+}
+
+export interface NativeInfo {
+  exists: boolean;
+  suspended: boolean;
+  liveTable: boolean;
+  inactiveTable: boolean;
+  openCount: number;
+  eventNr: number;
+  major: number;
+  minor: number;
+  readOnly: boolean;
+  targetCount: number;
+  deferredRemove: boolean;
+  internalSuspend: boolean;
+  uuid?: string;
+}
+
+export interface NativeTaskResult {
+  info?: NativeInfo;
+  targets?: TargetLine[];
+  response?: string;
+  deps?: { major: number; minor: number }[];
+  names?: { name: string; major: number; minor: number }[];
+  versions?: { name: string; version: [number, number, number] }[];
+  driverVersion?: string;
+  /** udev did not finish within udevTimeoutMs; the cookie was completed and released by us. */
+  udevTimedOut: boolean;
+  /** The udev cookie used, 0 when none (udev not running, or a task type without one). */
+  cookie: number;
+  logs: LibdmLogLine[];
+}
+
+export interface NativeLoopEntry {
+  path: string;
+  number: number;
+  major: number;
+  minor: number;
+  autoclear: boolean;
+  readOnly: boolean;
+  backingFile: string;
+}
+
+export interface NativeAddon {
+  setErrorClass(cls: typeof DevmapperError): void;
+  setLogLevel(level: number): void;
+  getLogLevel(): number;
+  runTask(spec: NativeTaskSpec): Promise<NativeTaskResult>;
+  runTaskSync(spec: NativeTaskSpec): NativeTaskResult;
+  libraryVersion(): string;
+  udevSyncSupported(): boolean;
+  cookieSupported(): boolean;
+  loopAttach(
+    file: string,
+    opts: { readOnly?: boolean; autoclear?: boolean; directIo?: boolean },
+  ): Promise<{ path: string; number: number; major: number; minor: number; fd: number }>;
+  loopDetach(loopPath: string): Promise<void>;
+  loopFind(file: string): Promise<NativeLoopEntry[]>;
+  loopStatus(loopPath: string): Promise<NativeLoopEntry | null>;
+  blockDeviceSize(path: string): Promise<number>;
+  blockDiscard(path: string, offsetBytes: number, lengthBytes: number): Promise<void>;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+  umount(target: string, flags: number): Promise<void>;
+  mountFlags: Record<
+    | 'MS_RDONLY'
+    | 'MS_NOSUID'
+    | 'MS_NODEV'
+    | 'MS_NOEXEC'
+    | 'MS_SYNCHRONOUS'
+    | 'MS_REMOUNT'
+    | 'MS_NOATIME'
+    | 'MS_NODIRATIME'
+    | 'MS_BIND'
+    | 'MS_REC'
+    | 'MS_PRIVATE'
+    | 'MS_SLAVE'
+    | 'MS_SHARED'
+    | 'MS_RELATIME'
+    | 'MNT_FORCE'
+    | 'MNT_DETACH'
+    | 'MNT_EXPIRE'
+    | 'UMOUNT_NOFOLLOW',
+    number
+  >;
+  udevFlags: Record<
+    | 'DISABLE_DM_RULES'
+    | 'DISABLE_SUBSYSTEM_RULES'
+    | 'DISABLE_DISK_RULES'
+    | 'DISABLE_OTHER_RULES'
+    | 'LOW_PRIORITY'
+    | 'DISABLE_LIBRARY_FALLBACK'
+    | 'PRIMARY_SOURCE',
+    number
+  >;
+}
+
+let addon: NativeAddon | undefined;
+
+/**
+ * The loaded addon. Loaded on first use, so that importing the package (for its types,
+ * parsers or the sandbox runner) works on a machine where the addon is not built.
+ */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  let loaded: NativeAddon;
+  try {
+    loaded = bindings('devmapper') as NativeAddon;
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new DevmapperError(
+      `the devmapper native addon could not be loaded (${why}). ` +
+        'Build it with `npm run build:native` (needs: apt-get install -y libdevmapper-dev pkg-config g++ make python3); ' +
+        'libdevmapper.so.1.02 must be installed at run time (Debian package libdevmapper1.02.1).',
+      { code: ErrorCodes.ADDON, cause: err },
+    );
+  }
+  loaded.setErrorClass(DevmapperError);
+  addon = loaded;
+  return loaded;
+}

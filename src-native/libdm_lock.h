@@ -1,0 +1,43 @@
+// Serialisation of every libdevmapper call in the process, and capture of the log lines
+// libdevmapper emits while a call runs.
+//
+// libdevmapper keeps process-wide state (the control fd, the stacked /dev/mapper node
+// operations, the log function) and is not thread-safe, so this one mutex is process-wide
+// on purpose, shared by every Node environment (main thread and workers) that loads us.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace devmapper {
+
+struct LogLine {
+  int level;  // syslog-style: 2 fatal, 3 error, 4 warning, 5 notice, 6 info, 7 debug
+  std::string file;
+  int line;
+  int err;  // errno libdevmapper attached (0 for none; a message class on debug lines)
+  std::string message;
+};
+
+// Holds the libdm mutex for its lifetime and collects the log lines of that span.
+class LibdmCall {
+ public:
+  explicit LibdmCall(std::vector<LogLine>* sink);
+  ~LibdmCall();
+  LibdmCall(const LibdmCall&) = delete;
+  LibdmCall& operator=(const LibdmCall&) = delete;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+};
+
+// Installs our log function (once per process). Lines logged outside a LibdmCall are dropped:
+// libdevmapper must never print on the user's stderr.
+void InitLibdmLogging();
+
+// Highest level captured (default 5, notice). Debug lines cost formatting on every call.
+void SetLibdmLogLevel(int level);
+int GetLibdmLogLevel();
+
+}  // namespace devmapper

@@ -1,0 +1,69 @@
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "js_args.h"
+#include "promise_worker.h"
+#include "sys_ops.h"
+
+namespace devmapper {
+
+Napi::Value MountJs(const Napi::CallbackInfo& info) {
+  std::string source = ArgString(info, 0, "source");
+  std::string target = ArgString(info, 1, "target");
+  std::string fstype = ArgString(info, 2, "fstype");
+  if (info.Length() < 4 || !info[3].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "flags must be a number");
+  unsigned long flags = info[3].As<Napi::Number>().Uint32Value();
+  std::string data =
+      info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+  return FnWorker<int>::Start(
+      info.Env(), "devmapper:mount",
+      [=](int*, NativeError* e) {
+        if (mount(source.c_str(), target.c_str(), fstype.empty() ? nullptr : fstype.c_str(), flags,
+                  data.empty() ? nullptr : data.c_str()) < 0)
+          e->Set(
+              "mount", source, errno,
+              "mount " + source + " on " + target + " (" + fstype + ") failed: " + strerror(errno));
+      },
+      [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value UmountJs(const Napi::CallbackInfo& info) {
+  std::string target = ArgString(info, 0, "target");
+  int flags = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  return FnWorker<int>::Start(
+      info.Env(), "devmapper:umount",
+      [=](int*, NativeError* e) {
+        if (umount2(target.c_str(), flags) < 0)
+          e->Set("umount", target, errno, "umount " + target + " failed: " + strerror(errno));
+      },
+      [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Object MountConstants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("MS_RDONLY", static_cast<double>(MS_RDONLY));
+  c.Set("MS_NOSUID", static_cast<double>(MS_NOSUID));
+  c.Set("MS_NODEV", static_cast<double>(MS_NODEV));
+  c.Set("MS_NOEXEC", static_cast<double>(MS_NOEXEC));
+  c.Set("MS_SYNCHRONOUS", static_cast<double>(MS_SYNCHRONOUS));
+  c.Set("MS_REMOUNT", static_cast<double>(MS_REMOUNT));
+  c.Set("MS_NOATIME", static_cast<double>(MS_NOATIME));
+  c.Set("MS_NODIRATIME", static_cast<double>(MS_NODIRATIME));
+  c.Set("MS_BIND", static_cast<double>(MS_BIND));
+  c.Set("MS_REC", static_cast<double>(MS_REC));
+  c.Set("MS_PRIVATE", static_cast<double>(MS_PRIVATE));
+  c.Set("MS_SLAVE", static_cast<double>(MS_SLAVE));
+  c.Set("MS_SHARED", static_cast<double>(MS_SHARED));
+  c.Set("MS_RELATIME", static_cast<double>(MS_RELATIME));
+  c.Set("MNT_FORCE", static_cast<double>(MNT_FORCE));
+  c.Set("MNT_DETACH", static_cast<double>(MNT_DETACH));
+  c.Set("MNT_EXPIRE", static_cast<double>(MNT_EXPIRE));
+  c.Set("UMOUNT_NOFOLLOW", static_cast<double>(UMOUNT_NOFOLLOW));
+  return c;
+}
+
+}  // namespace devmapper
