@@ -110,6 +110,7 @@ export interface NativeAddon {
     opts: { readOnly?: boolean; autoclear?: boolean; directIo?: boolean },
   ): Promise<{ path: string; number: number; major: number; minor: number; fd: number }>;
   loopDetach(loopPath: string): Promise<void>;
+  loopSetCapacity(loopPath: string): Promise<void>;
   loopFind(file: string): Promise<NativeLoopEntry[]>;
   loopStatus(loopPath: string): Promise<NativeLoopEntry | null>;
   blockDeviceSize(path: string): Promise<number>;

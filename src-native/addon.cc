@@ -95,6 +95,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cookieSupported", Napi::Function::New(env, CookieSupported, "cookieSupported"));
   exports.Set("loopAttach", Napi::Function::New(env, LoopAttachJs, "loopAttach"));
   exports.Set("loopDetach", Napi::Function::New(env, LoopDetachJs, "loopDetach"));
+  exports.Set("loopSetCapacity", Napi::Function::New(env, LoopSetCapacityJs, "loopSetCapacity"));
   exports.Set("loopFind", Napi::Function::New(env, LoopFindJs, "loopFind"));
   exports.Set("loopStatus", Napi::Function::New(env, LoopStatusJs, "loopStatus"));
   exports.Set("blockDeviceSize", Napi::Function::New(env, BlockDeviceSizeJs, "blockDeviceSize"));

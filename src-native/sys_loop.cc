@@ -234,6 +234,20 @@ Napi::Value LoopDetachJs(const Napi::CallbackInfo& info) {
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
 }
 
+Napi::Value LoopSetCapacityJs(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "loopPath");
+  return FnWorker<int>::Start(
+      info.Env(), "devmapper:loopSetCapacity",
+      [=](int*, NativeError* e) {
+        const char* op = "loop set capacity";
+        Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.fd < 0) return e->Set(op, path, errno, SysMessage(op, path, errno));
+        if (ioctl(fd.fd, LOOP_SET_CAPACITY, 0) < 0)
+          e->Set(op, path, errno, SysMessage(op, path, errno));
+      },
+      [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
+}
+
 Napi::Value LoopFindJs(const Napi::CallbackInfo& info) {
   std::string file = ArgString(info, 0, "file");
   return FnWorker<std::vector<LoopEntry>>::Start(

@@ -12,6 +12,8 @@ namespace devmapper {
 Napi::Value LoopAttachJs(const Napi::CallbackInfo& info);
 // loopDetach(loopPath) -> undefined
 Napi::Value LoopDetachJs(const Napi::CallbackInfo& info);
+// loopSetCapacity(loopPath) -> undefined: re-reads the backing file's size after it grew.
+Napi::Value LoopSetCapacityJs(const Napi::CallbackInfo& info);
 // loopFind(file) -> [{ path, number, major, minor, autoclear, readOnly, backingFile }]
 Napi::Value LoopFindJs(const Napi::CallbackInfo& info);
 // loopStatus(loopPath) -> { ... } or null when the loop device is not bound

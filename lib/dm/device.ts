@@ -91,6 +91,7 @@ export async function removeDevice(name: string, opts: RemoveOptions = {}): Prom
     try {
       const res = await runTask({ type: 'remove', name: dev, deferredRemove: opts.deferred, operation: 'remove' });
       warnIfUdevTimedOut(res, 'remove', dev);
+      if (opts.deferred) await restoreNodeIfStillPresent(dev);
       return;
     } catch (err) {
       if (!(err instanceof DevmapperError) || err.code !== 'EBUSY') throw err;
@@ -103,6 +104,25 @@ export async function removeDevice(name: string, opts: RemoveOptions = {}): Prom
       delay = Math.min(delay * 2, 250);
     }
   }
+}
+
+/**
+ * libdevmapper drops the /dev/mapper node after any successful remove, even one the kernel
+ * only deferred because the device is open (the stale-link bug of moby#23418): put the node
+ * back while the device lives. mknodes also deletes a node whose device has gone.
+ */
+async function restoreNodeIfStillPresent(dev: string): Promise<void> {
+  await runTask({ type: 'mknodes', name: dev, operation: 'refresh node after deferred remove' });
+}
+
+/**
+ * Brings /dev/mapper in line with the kernel for one device, or for all when no name is given:
+ * creates missing nodes and deletes those of devices that are gone (without udev, a device
+ * the kernel removed on its own, after a deferred remove, leaves its node behind).
+ */
+export async function updateNodes(name?: string): Promise<void> {
+  const dev = name === undefined ? undefined : resolveDeviceName(name);
+  await runTask({ type: 'mknodes', name: dev, operation: 'update nodes' });
 }
 
 /** Cancels a pending deferred remove, so the device stays. */

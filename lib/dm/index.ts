@@ -10,6 +10,7 @@ export {
   resumeDevice,
   removeDevice,
   cancelDeferredRemove,
+  updateNodes,
   REMOVE_DEFAULTS,
   type ActivateOptions,
   type SuspendOptions,

@@ -1,6 +1,7 @@
 /** Read-only questions to the kernel: info, status, table, deps, lists and versions. */
 import { DevmapperError, ErrorCodes } from '../errors';
-import { native, type NativeInfo } from '../native';
+import { constants as osConstants } from 'node:os';
+import { native, type NativeInfo, type NativeTaskResult } from '../native';
 import { parseThinPoolStatus, parseThinStatus } from './parse';
 import { runTask } from './task';
 import type { TargetLine, ThinPoolStatus, ThinStatus } from './types';
@@ -9,6 +10,21 @@ import { resolveDeviceName } from './validate';
 // dm-thin ends its table and status lines with a space; callers compare exact strings.
 function trimmed(lines: TargetLine[] | undefined): TargetLine[] {
   return (lines ?? []).map((l) => ({ ...l, params: l.params.trimEnd() }));
+}
+
+/**
+ * libdevmapper reports a missing device as success with exists=0 for info, status, table and
+ * deps; the questions that need a device turn that into the kernel's ENXIO.
+ */
+function requireExists(res: NativeTaskResult, dev: string, operation: string): NativeTaskResult {
+  if (res.info && !res.info.exists)
+    throw new DevmapperError(`${operation} on ${dev} failed: no such device`, {
+      code: 'ENXIO',
+      errno: osConstants.errno.ENXIO,
+      operation,
+      device: dev,
+    });
+  return res;
 }
 
 export type DeviceInfo = NativeInfo & { name: string };
@@ -24,14 +40,14 @@ export async function getInfo(name: string): Promise<DeviceInfo | null> {
 /** The live table's status lines. ENXIO when the device does not exist. */
 export async function getStatus(name: string, opts: { noFlush?: boolean } = {}): Promise<TargetLine[]> {
   const dev = resolveDeviceName(name);
-  const res = await runTask({ type: 'status', name: dev, noFlush: opts.noFlush, operation: 'status' });
+  const res = requireExists(await runTask({ type: 'status', name: dev, noFlush: opts.noFlush, operation: 'status' }), dev, 'status');
   return trimmed(res.targets);
 }
 
 /** The live table (or, with inactive, the loaded inactive one). ENXIO when the device does not exist. */
 export async function getTable(name: string, opts: { inactive?: boolean } = {}): Promise<TargetLine[]> {
   const dev = resolveDeviceName(name);
-  const res = await runTask({ type: 'table', name: dev, queryInactiveTable: opts.inactive, operation: 'table' });
+  const res = requireExists(await runTask({ type: 'table', name: dev, queryInactiveTable: opts.inactive, operation: 'table' }), dev, 'table');
   return trimmed(res.targets);
 }
 
@@ -65,7 +81,7 @@ export async function getThinStatus(name: string): Promise<ThinStatus> {
 /** The block devices the device's table uses. */
 export async function getDeps(name: string): Promise<{ major: number; minor: number }[]> {
   const dev = resolveDeviceName(name);
-  const res = await runTask({ type: 'deps', name: dev, operation: 'deps' });
+  const res = requireExists(await runTask({ type: 'deps', name: dev, operation: 'deps' }), dev, 'deps');
   return res.deps ?? [];
 }
 

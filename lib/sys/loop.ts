@@ -1,6 +1,8 @@
 /** Loop devices over regular files: attach (with autoclear), find, detach. */
 import { closeSync } from 'node:fs';
-import { invalidArgument } from '../errors';
+import { constants as osConstants } from 'node:os';
+import { DevmapperError, invalidArgument } from '../errors';
+import { sleep } from '../util/abort';
 import { native, type NativeLoopEntry } from '../native';
 
 export interface AttachLoopOptions {
@@ -48,10 +50,10 @@ export class LoopDevice {
     closeSync(fd);
   }
 
-  /** Unbinds the file now (after releasing our hold). With other holders, the kernel detaches when they close. */
-  async detach(): Promise<void> {
+  /** Releases our hold and unbinds the file, waiting (bounded) for other holders such as udev. */
+  async detach(opts: DetachLoopOptions = {}): Promise<void> {
     this.release();
-    await detachLoopDevice(this.path);
+    await detachLoopDevice(this.path, opts);
   }
 
   [Symbol.dispose](): void {
@@ -70,13 +72,52 @@ export async function attachLoopDevice(file: string, opts: AttachLoopOptions = {
   return new LoopDevice(r.path, r.number, r.major, r.minor, file, r.fd);
 }
 
-/** Unbinds a loop device (LOOP_CLR_FD). */
-export async function detachLoopDevice(loopPath: string): Promise<void> {
-  if (typeof loopPath !== 'string' || !/^\/dev\/loop\d+$/.test(loopPath)) throw invalidArgument('loopPath', 'a /dev/loopN path', loopPath);
+export interface DetachLoopOptions {
+  /** How long to wait for the device to come free when someone else holds it open (ms). Default 5000. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Unbinds a loop device (LOOP_CLR_FD) and waits until it is unbound. While another process
+ * holds the device open (udev probing it, typically), the kernel only marks it to detach on
+ * last close; this waits for that, within the timeout, and rejects with EBUSY past it.
+ */
+export async function detachLoopDevice(loopPath: string, opts: DetachLoopOptions = {}): Promise<void> {
+  checkLoopPath(loopPath);
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const before = await native().loopStatus(loopPath);
+  if (before === null) return;
   await native().loopDetach(loopPath);
+  const deadline = Date.now() + timeoutMs;
+  let delay = 2;
+  for (;;) {
+    const now = await native().loopStatus(loopPath);
+    // Unbound, or already bound again to another file by someone else: ours is gone.
+    if (now === null || now.backingFile !== before.backingFile) return;
+    if (Date.now() >= deadline)
+      throw new DevmapperError(`${loopPath} is still held open by another process after ${timeoutMs} ms; it detaches when they close it`, {
+        code: 'EBUSY',
+        errno: osConstants.errno.EBUSY,
+        operation: 'loop detach',
+        device: loopPath,
+      });
+    await sleep(delay, opts.signal, 'loop detach', loopPath);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+/** Makes a loop device re-read its backing file's size (LOOP_SET_CAPACITY), after the file grew. */
+export async function setLoopCapacity(loopPath: string): Promise<void> {
+  checkLoopPath(loopPath);
+  await native().loopSetCapacity(loopPath);
 }
 
 export type LoopInfo = NativeLoopEntry;
+
+function checkLoopPath(loopPath: unknown): void {
+  if (typeof loopPath !== 'string' || !/^\/dev\/loop\d+$/.test(loopPath)) throw invalidArgument('loopPath', 'a /dev/loopN path', loopPath);
+}
 
 /** The loop devices bound to a file, matched by device and inode. */
 export async function findLoopDevices(file: string): Promise<LoopInfo[]> {
@@ -86,6 +127,6 @@ export async function findLoopDevices(file: string): Promise<LoopInfo[]> {
 
 /** A loop device's binding, or null when it is not bound. */
 export async function getLoopStatus(loopPath: string): Promise<LoopInfo | null> {
-  if (typeof loopPath !== 'string' || !/^\/dev\/loop\d+$/.test(loopPath)) throw invalidArgument('loopPath', 'a /dev/loopN path', loopPath);
+  checkLoopPath(loopPath);
   return native().loopStatus(loopPath);
 }
