@@ -1,7 +1,7 @@
 'use strict';
 // Two projects: unit tests run anywhere without root; integration tests need root and a
 // device-mapper kernel (the host's, or the sandbox kernel that scripts/test.sh boots).
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }];
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.test.json' }];
 const common = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': tsJest },
