@@ -27,6 +27,28 @@ export const ErrorCodes = {
   TIMEOUT: 'ETIMEDOUT',
   /** The native addon is not built or could not be loaded. */
   ADDON: 'ERR_ADDON_NOT_LOADED',
+  /** The pool is in failure mode, or its status could not be read (thin_check it). */
+  POOL_FAILED: 'ERR_POOL_FAILED',
+  /** The pool is read-only, out of data space, or needs a check: no change is made. */
+  POOL_NOT_WRITABLE: 'ERR_POOL_NOT_WRITABLE',
+  /** Free data or metadata space is below dm.min_free_space: the device was not created. */
+  POOL_LOW_SPACE: 'ERR_POOL_LOW_SPACE',
+  /** The pool's transaction id does not match the metadata's: a different pool than last time. */
+  TRANSACTION_MISMATCH: 'ERR_TRANSACTION_MISMATCH',
+  /** An existing pool cannot be adopted (it has data or a transaction id, or another root uses it). */
+  POOL_NOT_ADOPTABLE: 'ERR_POOL_NOT_ADOPTABLE',
+  /** The base device's file system is not the one recorded (UUID or type changed). */
+  BASE_DEVICE_CHANGED: 'ERR_BASE_DEVICE_CHANGED',
+  /** udev sync is not available and dm.override_udev_sync_check is not set. */
+  UDEV_SYNC_UNSUPPORTED: 'ERR_UDEV_SYNC_UNSUPPORTED',
+  /** The DeviceSet was shut down. */
+  CLOSED: 'ERR_CLOSED',
+  /** A known Docker option this library does not implement (dm.directlvm_device, dm.thinp_*). */
+  NOT_SUPPORTED: 'ERR_NOT_SUPPORTED',
+  /** Every 24-bit thin device id is in use. */
+  NO_FREE_DEVICE_ID: 'ERR_NO_FREE_DEVICE_ID',
+  /** A metadata file could not be read as what it should hold (bad JSON, wrong field types). */
+  METADATA_CORRUPT: 'ERR_METADATA_CORRUPT',
 } as const;
 
 export interface DevmapperErrorOptions {

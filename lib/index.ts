@@ -6,4 +6,5 @@
  */
 export * as dm from './dm';
 export * as sys from './sys';
+export * from './deviceset';
 export { DevmapperError, ErrorCodes, errnoName, type DevmapperErrorOptions, type LibdmLogLine } from './errors';

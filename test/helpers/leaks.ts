@@ -11,6 +11,12 @@ import { settled } from './wait';
 
 export interface Snapshot {
   semaphores: number;
+  /** Every device-mapper device before the test: anything new after it is a leak. */
+  devices: Set<string>;
+}
+
+export async function takeSnapshot(): Promise<Snapshot> {
+  return { semaphores: semaphoreCount(), devices: new Set((await dm.listDevices()).map((d) => d.name)) };
 }
 
 export function semaphoreCount(): number {
@@ -29,8 +35,11 @@ export function mountsUnder(root: string): string[] {
     .filter((mp): mp is string => mp !== undefined && (mp === root || mp.startsWith(root + '/')));
 }
 
-export async function testDevices(): Promise<string[]> {
-  return (await dm.listDevices()).map((d) => d.name).filter((n) => n.startsWith(TEST_PREFIX));
+/** Devices with the test prefix, or (given a snapshot) any device that is new since it. */
+export async function testDevices(before?: Snapshot): Promise<string[]> {
+  return (await dm.listDevices())
+    .map((d) => d.name)
+    .filter((n) => n.startsWith(TEST_PREFIX) || (before !== undefined && !before.devices.has(n)));
 }
 
 export async function loopsOverScratch(): Promise<string[]> {
@@ -49,9 +58,9 @@ export async function loopsOverScratch(): Promise<string[]> {
 }
 
 /** Removes whatever a failed test left behind, thin devices before pools. */
-export async function forceCleanup(): Promise<void> {
+export async function forceCleanup(before?: Snapshot): Promise<void> {
   for (const mp of mountsUnder(SCRATCH_ROOT).reverse()) await sys.unmount(mp, { detach: true }).catch(() => undefined);
-  const names = await testDevices();
+  const names = await testDevices(before);
   const pools = names.filter((n) => n.endsWith('-pool'));
   for (const n of [...names.filter((n) => !n.endsWith('-pool')), ...pools])
     await dm.removeDevice(n, { retryBudgetMs: 2000 }).catch(() => undefined);
@@ -60,7 +69,7 @@ export async function forceCleanup(): Promise<void> {
 
 export async function findLeaks(before: Snapshot): Promise<string[]> {
   const leaks: string[] = [];
-  const devices = await testDevices();
+  const devices = await testDevices(before);
   if (devices.length) leaks.push(`device-mapper devices: ${devices.join(', ')}`);
   const mounts = mountsUnder(SCRATCH_ROOT);
   if (mounts.length) leaks.push(`mounts: ${mounts.join(', ')}`);

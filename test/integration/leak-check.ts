@@ -1,19 +1,19 @@
 /** Runs the leak check around every integration test (see test/helpers/leaks.ts). */
 import { kernelEnv } from '../helpers/kernel-env';
-import { findLeaks, forceCleanup, semaphoreCount, type Snapshot } from '../helpers/leaks';
+import { findLeaks, forceCleanup, takeSnapshot, type Snapshot } from '../helpers/leaks';
 
 const usable = kernelEnv().usable;
-let before: Snapshot = { semaphores: 0 };
+let before: Snapshot = { semaphores: 0, devices: new Set() };
 
-beforeEach(() => {
-  if (usable) before = { semaphores: semaphoreCount() };
+beforeEach(async () => {
+  if (usable) before = await takeSnapshot();
 });
 
 afterEach(async () => {
   if (!usable) return;
   const leaks = await findLeaks(before);
   if (leaks.length) {
-    await forceCleanup();
+    await forceCleanup(before);
     throw new Error(`the test leaked: ${leaks.join('; ')}`);
   }
 });

@@ -1,0 +1,39 @@
+/** The state one open DeviceSet shares between its parts (pool, devices, mounts, status). */
+import { KeyedLock } from '../dm/keyed-lock';
+import type { DeviceIdAllocator } from './id-allocator';
+import type { DeviceMetadata, DeviceSetMetadata, MetadataStore } from './metadata-store';
+import type { ResolvedOptions } from './options';
+import type { PoolHandle } from './pool';
+import type { TransactionLog } from './transactions';
+import type { FilesystemType } from './filesystem';
+
+export interface DeviceSetState {
+  root: string;
+  options: ResolvedOptions;
+  store: MetadataStore;
+  ids: DeviceIdAllocator;
+  tx: TransactionLog;
+  pool: PoolHandle;
+  /** docker-<major>:<minor>-<inode>: every device name starts with it. */
+  prefix: string;
+  /** Registered devices by hash; '' is the base device. */
+  devices: Map<string, DeviceMetadata>;
+  deviceSet: DeviceSetMetadata;
+  filesystem: FilesystemType;
+  /**
+   * Lock order, always: a device's hash, then its parent's, then POOL_LOCK. A device's calls
+   * are ordered; different devices only meet at the pool lock, held for the kernel messages
+   * and metadata writes of a transaction, never for mkfs, mounts or waits.
+   */
+  locks: KeyedLock;
+  /** Where we mounted each device (hash -> path). */
+  mounts: Map<string, string>;
+  /** Devices we activated (hash), to deactivate at shutdown. */
+  activated: Set<string>;
+  closed: boolean;
+}
+
+/** The key of the pool lock in `locks`; no hash can take it (hashes are checked file names). */
+export const POOL_LOCK = '\0pool';
+/** The key of a device's lock. */
+export const deviceLock = (hash: string): string => `dev:${hash}`;

@@ -1,0 +1,112 @@
+/**
+ * Docker's transaction protocol between the pool and the metadata files. Before a thin id
+ * is created or deleted, the intent (open transaction id = pool's + 1, hash, device id) is
+ * saved; set_transaction_id commits it. At open, a pool transaction id behind the saved open
+ * one means a crash in between: the device of that transaction is deleted from the pool and
+ * its metadata removed, so the pool and the metadata agree again.
+ */
+import * as dm from '../dm';
+import { DevmapperError, ErrorCodes } from '../errors';
+import { crashPoint } from './crash-points';
+import type { MetadataStore } from './metadata-store';
+
+export interface RollbackResult {
+  hash: string;
+  deviceId: number;
+}
+
+export class TransactionLog {
+  /** The pool's committed transaction id. */
+  poolTransactionId = 0;
+  /** The open transaction's id (pool's + 1 while one is open, equal otherwise). */
+  openTransactionId = 0;
+  private openHash = '';
+  private openDeviceId = 0;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly poolName: string,
+  ) {}
+
+  async readPoolTransactionId(): Promise<number> {
+    const status = await dm.getPoolStatus(this.poolName);
+    if (status.state !== 'ok')
+      throw new DevmapperError(`the pool ${this.poolName} reports ${status.state === 'fail' ? 'Fail' : 'Error'}: run thin_check`, {
+        code: ErrorCodes.POOL_FAILED,
+        device: this.poolName,
+      });
+    return status.transactionId;
+  }
+
+  /**
+   * Reads both sides and rolls back an unfinished transaction. `forget(hash, id)` removes
+   * the in-memory record of the rolled-back device and frees its id.
+   */
+  async recover(forget: (hash: string, deviceId: number) => void): Promise<RollbackResult | null> {
+    this.poolTransactionId = await this.readPoolTransactionId();
+    const saved = await this.store.readTransaction();
+    this.openTransactionId = saved?.openTransactionId ?? this.poolTransactionId;
+    if (!saved || saved.openTransactionId === this.poolTransactionId) {
+      this.openTransactionId = this.poolTransactionId;
+      return null;
+    }
+    if (saved.openTransactionId < this.poolTransactionId)
+      throw new DevmapperError(
+        `the pool's transaction id ${this.poolTransactionId} is ahead of the metadata's ${saved.openTransactionId}: this metadata belongs to another pool`,
+        { code: ErrorCodes.TRANSACTION_MISMATCH, device: this.poolName },
+      );
+    // A transaction was opened and never committed.
+    try {
+      await dm.deleteDevice(this.poolName, saved.deviceId);
+    } catch (err) {
+      // Not created yet, or already deleted: either way it is gone now.
+      if (!(err instanceof DevmapperError && err.code === 'ENODATA')) throw err;
+    }
+    await this.store.removeDevice(saved.deviceHash);
+    forget(saved.deviceHash, saved.deviceId);
+    this.openTransactionId = this.poolTransactionId;
+    await this.store.writeTransaction({ openTransactionId: this.poolTransactionId, deviceHash: '', deviceId: 0 });
+    return { hash: saved.deviceHash, deviceId: saved.deviceId };
+  }
+
+  /** Saves the intent to create or delete `deviceId` for `hash`. */
+  async begin(hash: string, deviceId: number): Promise<number> {
+    this.openTransactionId = this.poolTransactionId + 1;
+    this.openHash = hash;
+    this.openDeviceId = deviceId;
+    await this.save();
+    crashPoint('after-intent');
+    return this.openTransactionId;
+  }
+
+  /** The id changed (the pool had the first one already): save the new intent. */
+  async refresh(deviceId: number): Promise<void> {
+    this.openDeviceId = deviceId;
+    await this.save();
+  }
+
+  /** Commits the open transaction in the pool. */
+  async commit(): Promise<void> {
+    crashPoint('before-set-transaction-id');
+    await dm.setTransactionId(this.poolName, this.poolTransactionId, this.openTransactionId);
+    this.poolTransactionId = this.openTransactionId;
+    crashPoint('after-set-transaction-id');
+  }
+
+  /**
+   * Abandons the open transaction after a failure that left nothing behind: the pool id
+   * stays, and the saved intent is reset so a later open has nothing to roll back.
+   */
+  async abandon(): Promise<void> {
+    this.openTransactionId = this.poolTransactionId;
+    await this.store.writeTransaction({ openTransactionId: this.poolTransactionId, deviceHash: '', deviceId: 0 });
+  }
+
+  private async save(): Promise<void> {
+    await this.store.writeTransaction({
+      openTransactionId: this.openTransactionId,
+      deviceHash: this.openHash,
+      deviceId: this.openDeviceId,
+    });
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * A throwaway DeviceSet root under the scratch directory, always shut down and removed, and
+ * a way to run DeviceSet operations in another process (reopen and crash-point tests).
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DeviceSet } from '../../lib/deviceset';
+import { kernelEnv } from './kernel-env';
+import { SCRATCH_ROOT, uniquePrefix } from './names';
+
+/** Small and quick: 64 MiB base, ext4, sparse 1 GiB data file. */
+export function testOptions(extra: string[] = []): string[] {
+  const opts = ['dm.basesize=64M', 'dm.loopdatasize=1G', 'dm.loopmetadatasize=64M', 'dm.fs=ext4'];
+  // Without udevd the library refuses to start unless told it is fine (reliability row 3).
+  if (kernelEnv().udev === 'off') opts.push('dm.override_udev_sync_check=true');
+  return [...opts, ...extra];
+}
+
+export async function newRoot(): Promise<string> {
+  const dir = join(SCRATCH_ROOT, uniquePrefix());
+  await mkdir(dir, { recursive: true });
+  return join(dir, 'root');
+}
+
+export async function withDeviceSet<T>(
+  fn: (ds: DeviceSet, root: string) => Promise<T>,
+  opts: { options?: string[]; root?: string } = {},
+): Promise<T> {
+  const root = opts.root ?? (await newRoot());
+  const ds = await DeviceSet.open(root, { doInit: true, options: opts.options ?? testOptions() });
+  try {
+    return await fn(ds, root);
+  } finally {
+    await ds.shutdown();
+    if (!opts.root) await rm(join(root, '..'), { recursive: true, force: true });
+  }
+}
+
+export interface ChildResult {
+  /** Exit code, or null when killed. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  result: { ok: boolean; out?: unknown[]; code?: string; message?: string } | null;
+  stderr: string;
+}
+
+const CHILD = join(__dirname, '..', 'fixtures', 'deviceset-child.js');
+
+/** Runs ops on the root in a new process; crashPoint makes it SIGKILL itself there. */
+export function runChild(
+  spec: { root: string; options: string[]; ops: object[]; shutdown?: boolean; check?: boolean },
+  crash?: { point: string; after?: number },
+): Promise<ChildResult> {
+  const env = { ...process.env };
+  if (crash) {
+    env.DEVMAPPER_CRASH_POINT = crash.point;
+    env.DEVMAPPER_CRASH_AFTER = String(crash.after ?? 1);
+  }
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CHILD, JSON.stringify(spec)], { env, timeout: 300_000 }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
+      let result: ChildResult['result'] = null;
+      const line = stdout.trim().split('\n').pop();
+      if (line) {
+        try {
+          result = JSON.parse(line);
+        } catch {
+          result = null;
+        }
+      }
+      resolve({
+        code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+        signal: e?.signal ?? null,
+        result,
+        stderr,
+      });
+    });
+  });
+}
+
+export async function readJson(path: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(path, 'utf8'));
+}
+
+/**
+ * thin_check of a pool's metadata file once the pool is gone. thin_check opens with O_DIRECT,
+ * which tmpfs refuses, so it reads the file through a read-only loop device.
+ */
+export async function thinCheck(metadataFile: string): Promise<void> {
+  const { execFile: ef } = await import('node:child_process');
+  const { sys } = await import('../../lib');
+  const loop = await sys.attachLoopDevice(metadataFile, { readOnly: true });
+  try {
+    await new Promise<void>((resolve, reject) =>
+      ef('thin_check', ['-q', loop.path], (err, _out, stderr) =>
+        err ? reject(new Error(`thin_check ${metadataFile} failed: ${stderr.trim() || err.message}`)) : resolve(),
+      ),
+    );
+  } finally {
+    await loop.detach();
+  }
+}
