@@ -7,4 +7,5 @@
 export * as dm from './dm';
 export * as sys from './sys';
 export * from './deviceset';
+export * from './driver';
 export { DevmapperError, ErrorCodes, errnoName, type DevmapperErrorOptions, type LibdmLogLine } from './errors';

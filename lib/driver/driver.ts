@@ -1,0 +1,273 @@
+/**
+ * The graph Driver: Docker's devicemapper graphdriver facade over a DeviceSet (moby v24
+ * daemon/graphdriver/devmapper/driver.go), with mount reference counts that survive a
+ * restart by starting from what /proc/self/mountinfo shows.
+ *
+ * Layout under home (the DeviceSet's root, 0700): mnt/ (0755) and, while a layer is in use,
+ * mnt/<id>/ (0755) with the device mounted on it. The device's file system holds `id` (the
+ * id, 0600, no newline) and `rootfs/` (0755), which is what get() returns: a volume made by
+ * Docker and one made here look the same.
+ */
+import { chmod, mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KeyedLock } from '../dm/keyed-lock';
+import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
+import { DeviceSet } from '../deviceset/deviceset';
+import { unknownDevice } from '../deviceset/devices';
+import { checkDeviceHash } from '../deviceset/hash';
+import { mountedAt } from '../deviceset/mounts';
+import type { DeviceSetOptions } from '../deviceset/options';
+import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
+import { parseStorageOpt, type StorageOpt } from './storage-opt';
+
+export interface CreateOptions {
+  /** Docker's storage options: only `size` ("20G"), at least the parent's size. */
+  storageOpt?: StorageOpt;
+}
+
+export class Driver {
+  /** Mount reference counts by id; an id absent here has count 0. */
+  private readonly refs = new Map<string, number>();
+  private readonly locks = new KeyedLock();
+  private cleanupPromise: Promise<void> | null = null;
+  private closed = false;
+
+  private constructor(
+    /** The driver's home: the DeviceSet's root. */
+    readonly home: string,
+    /** The DeviceSet underneath (for status, lists and low-level use). */
+    readonly deviceSet: DeviceSet,
+  ) {}
+
+  /**
+   * Opens (creating when new) the DeviceSet rooted at home (0700) with the base device, and
+   * creates home/mnt (0755). Options as DeviceSet.open takes them: Docker's 'dm.*' strings or
+   * the typed object.
+   */
+  static async init(home: string, options: string[] | DeviceSetOptions = []): Promise<Driver> {
+    if (typeof home !== 'string' || !home.startsWith('/')) throw invalidArgument('home', 'an absolute path', home);
+    const ds = await DeviceSet.open(home, { doInit: true, options });
+    try {
+      const mnt = join(home, 'mnt');
+      await mkdir(mnt, { recursive: true, mode: 0o755 });
+      await chmod(mnt, 0o755);
+    } catch (err) {
+      await ds.shutdown().catch(() => undefined);
+      throw err;
+    }
+    return new Driver(home, ds);
+  }
+
+  private mountPoint(id: string): string {
+    return join(this.home, 'mnt', id);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new DevmapperError('the Driver was cleaned up', { code: ErrorCodes.CLOSED });
+  }
+
+  /** Throws ERR_INVALID_ARGUMENT for an id that is not a safe device hash, before any path is built from it. */
+  private checkId(id: unknown): string {
+    return checkDeviceHash(id, { devicePrefix: this.deviceSet.devicePrefix });
+  }
+
+  /** Creates layer `id` as a snapshot of `parent` ('' or null: of the base device). */
+  async create(id: string, parent: string | null | undefined, opts: CreateOptions = {}): Promise<void> {
+    this.checkOpen();
+    this.checkId(id);
+    const { size } = parseStorageOpt(opts?.storageOpt);
+    const base = parent ?? '';
+    if (base !== '') this.checkId(base);
+    await this.deviceSet.addDevice(id, base, size === undefined ? {} : { size });
+  }
+
+  /** The same as create for devicemapper: every layer is writable. */
+  createReadWrite(id: string, parent: string | null | undefined, opts: CreateOptions = {}): Promise<void> {
+    return this.create(id, parent, opts);
+  }
+
+  /**
+   * Mounts the layer at home/mnt/<id> on first use (later calls only count) and returns
+   * home/mnt/<id>/rootfs, creating `rootfs/` (0755) and the `id` file (0600) on the device
+   * when missing. A mount left by a process that died is taken over, not mounted again.
+   */
+  async get(id: string, mountLabel?: string): Promise<string> {
+    this.checkOpen();
+    this.checkId(id);
+    return this.locks.run(id, async () => {
+      this.checkOpen();
+      const mp = this.mountPoint(id);
+      const rootfs = join(mp, 'rootfs');
+      const count = this.refs.get(id) ?? 0;
+      if (count > 0) {
+        this.refs.set(id, count + 1);
+        return rootfs;
+      }
+      if (!(await this.deviceSet.hasDevice(id))) throw unknownDevice(id);
+      if (await mountedAt(mp)) {
+        // Mounted by a predecessor that died without its put: count it as ours now.
+        this.refs.set(id, 1);
+        return rootfs;
+      }
+      await mkdir(join(this.home, 'mnt'), { recursive: true, mode: 0o755 });
+      let created = false;
+      try {
+        await mkdir(mp, { mode: 0o755 });
+        created = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      try {
+        await this.deviceSet.mountDevice(id, mp, mountLabel);
+      } catch (err) {
+        if (created) await rmdir(mp).catch(() => undefined);
+        throw err;
+      }
+      try {
+        await ensureLayout(mp, id);
+      } catch (err) {
+        await this.deviceSet.unmountDevice(id, mp).catch(() => undefined);
+        throw err;
+      }
+      this.refs.set(id, 1);
+      return rootfs;
+    });
+  }
+
+  /**
+   * Drops one reference; the last one unmounts (MNT_DETACH), removes home/mnt/<id> and
+   * deactivates the device. A put with no reference left does nothing, except that a mount
+   * left by a process that died is released.
+   */
+  async put(id: string): Promise<void> {
+    this.checkOpen();
+    this.checkId(id);
+    await this.locks.run(id, async () => {
+      this.checkOpen();
+      const mp = this.mountPoint(id);
+      const count = this.refs.get(id) ?? 0;
+      if (count > 1) {
+        this.refs.set(id, count - 1);
+        return;
+      }
+      if (count === 0 && !(await mountedAt(mp))) return;
+      if (!(await this.deviceSet.hasDevice(id))) {
+        this.refs.delete(id);
+        return;
+      }
+      try {
+        await this.deviceSet.unmountDevice(id, mp);
+      } catch (err) {
+        // Unmounted but not deactivated (held elsewhere): the count must not claim a mount.
+        if (!(await mountedAt(mp))) this.refs.delete(id);
+        throw err;
+      }
+      this.refs.delete(id);
+    });
+  }
+
+  /**
+   * Deletes the layer (Docker's Remove: deleteDevice without sync, so with deferred deletion a
+   * busy device is marked deleted and retried) and removes home/mnt/<id> if left. A missing
+   * id is a no-op; a mounted one is refused with EBUSY.
+   */
+  async remove(id: string): Promise<void> {
+    this.checkOpen();
+    if (!(await this.deviceSet.hasDevice(id))) return;
+    this.checkId(id);
+    await this.locks.run(id, async () => {
+      this.checkOpen();
+      if (!(await this.deviceSet.hasDevice(id))) return;
+      const mp = this.mountPoint(id);
+      const count = this.refs.get(id) ?? 0;
+      if (count > 0 || (await mountedAt(mp)))
+        throw new DevmapperError(`layer ${id} is mounted at ${mp} (${count || 'left by another process'}): put it first`, {
+          code: 'EBUSY',
+          errno: 16,
+          device: id,
+          operation: 'remove',
+        });
+      await this.deviceSet.deleteDevice(id, { sync: false });
+      await rmdir(mp).catch((err: NodeJS.ErrnoException) => {
+        // Not important for the removal itself, as in Docker: a leaked mount elsewhere can hold it.
+        if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EBUSY') throw err;
+      });
+    });
+  }
+
+  /** Whether the layer exists (and is not marked for deferred deletion). */
+  async exists(id: string): Promise<boolean> {
+    return this.deviceSet.hasDevice(id);
+  }
+
+  /** Docker's status rows, in Docker's order and formatting. */
+  async status(): Promise<StatusRow[]> {
+    this.checkOpen();
+    return statusRows(await this.deviceSet.status());
+  }
+
+  /** Docker's GetMetadata: { DeviceId, DeviceSize, DeviceName }, all strings. */
+  async getMetadata(id: string): Promise<DriverMetadata> {
+    this.checkOpen();
+    const meta = this.deviceSet.getDeviceMetadata(id);
+    if (!meta || meta.deleted || id === '') throw unknownDevice(id);
+    return driverMetadata(meta, this.deviceSet.deviceName(id));
+  }
+
+  /** The mount reference count of a layer (0 when not mounted by this Driver). */
+  refCount(id: string): number {
+    return this.refs.get(id) ?? 0;
+  }
+
+  /**
+   * Unmounts every layer this Driver holds (whatever its count), then shuts the DeviceSet down
+   * (its pool deactivated when ours). Idempotent; the Driver is closed after.
+   */
+  cleanup(): Promise<void> {
+    this.cleanupPromise ??= this.doCleanup();
+    return this.cleanupPromise;
+  }
+
+  private async doCleanup(): Promise<void> {
+    this.closed = true;
+    let failure: unknown;
+    for (const id of [...this.refs.keys()]) {
+      try {
+        await this.locks.run(id, async () => {
+          await this.deviceSet.unmountDevice(id, this.mountPoint(id));
+          this.refs.delete(id);
+        });
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    try {
+      await this.deviceSet.shutdown();
+    } catch (err) {
+      failure ??= err;
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.cleanup();
+  }
+}
+
+/** Docker's Get after the mount: rootfs/ (0755) and the id file (0600, the id, no newline) when missing. */
+async function ensureLayout(mp: string, id: string): Promise<void> {
+  const rootfs = join(mp, 'rootfs');
+  try {
+    await stat(rootfs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(rootfs, { mode: 0o755 });
+    await chmod(rootfs, 0o755);
+  }
+  const idFile = join(mp, 'id');
+  try {
+    await writeFile(idFile, id, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
