@@ -3,13 +3,7 @@
     {
       "target_name": "devmapper",
       "sources": [
-        "src-native/addon.cc",
-        "src-native/dm_task.cc",
-        "src-native/libdm_lock.cc",
-        "src-native/native_error.cc",
-        "src-native/sys_block.cc",
-        "src-native/sys_loop.cc",
-        "src-native/sys_mount.cc"
+        "<!@(node -p \"require('fs').readdirSync('src-native').filter((f) => f.endsWith('.cc')).sort().map((f) => 'src-native/' + f).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -2,16 +2,45 @@
 # Brings a fresh Debian machine (or container) to the point where the demo, the tests and
 # the benchmarks run: system packages, npm packages, the native addon and the TypeScript
 # build. Quick and quiet when everything is already in place.
+#
+#   scripts/bootstrap.sh [--packages-only] [--kernel auto|host|sandbox]
+#
+# --packages-only stops after the Debian packages (docker/Dockerfile uses it). --kernel says
+# which kernel the tests will use: the host's needs kmod and udev (to load dm-thin-pool and
+# run udevd), the sandbox also user-mode-linux; auto (the default) picks the sandbox when
+# the running kernel has no device-mapper.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'bootstrap: %s\n' "$*"; }
 
-# Build: the addon links libdevmapper through pkg-config. Run time: dmsetup, mkfs for ext4
-# and xfs, thin_check. Sandbox kernel: only where the host kernel has no device-mapper.
-packages=(libdevmapper-dev pkg-config g++ make python3 dmsetup e2fsprogs xfsprogs thin-provisioning-tools)
-if [ ! -e /dev/mapper/control ] && ! grep -qw device-mapper /proc/misc 2>/dev/null; then
-  packages+=(user-mode-linux kmod udev)
+packages_only=0
+kernel=auto
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --packages-only) packages_only=1 ;;
+    --kernel) kernel="${2:-}"; shift ;;
+    --kernel=*) kernel="${1#--kernel=}" ;;
+    *) log "unknown argument: $1 (usage: scripts/bootstrap.sh [--packages-only] [--kernel auto|host|sandbox])"; exit 2 ;;
+  esac
+  shift
+done
+case "$kernel" in
+  auto)
+    kernel=host
+    if [ ! -e /dev/mapper/control ] && ! grep -qw device-mapper /proc/misc 2>/dev/null; then kernel=sandbox; fi
+    ;;
+  host | sandbox) ;;
+  *) log "--kernel must be auto, host or sandbox, not '$kernel'"; exit 2 ;;
+esac
+
+# Build: the addon links libdevmapper through pkg-config; cmake for the cmake-js
+# (sanitizer) build, whose g++ brings libasan and libubsan. Run time: dmsetup, mkfs for ext4
+# and xfs, thin_check. Lint: shellcheck. Kernel: kmod and udev; user-mode-linux only where
+# the host kernel has no device-mapper.
+packages=(libdevmapper-dev pkg-config g++ make python3 cmake dmsetup e2fsprogs xfsprogs thin-provisioning-tools shellcheck kmod udev)
+if [ "$kernel" = sandbox ]; then
+  packages+=(user-mode-linux)
 fi
 
 missing=()
@@ -29,6 +58,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+if [ "$packages_only" = 1 ]; then exit 0; fi
 
 # npm packages (this also builds the addon, through the package's install script).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

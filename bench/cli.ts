@@ -1,0 +1,199 @@
+/**
+ * `npm run bench` / `npm run bench:smoke`: builds the C contender, runs the measurements in a
+ * kernel with device-mapper (the sandbox kernel where the host has none; once per udev mode),
+ * and writes results.json, results.md and the SVG charts.
+ *
+ *   node dist-bench/cli.js [--mode full|smoke] [--udev off|on|both] [--kernel auto|host|sandbox]
+ *                          [--out DIR] [--timeout SECONDS] [--report-only]
+ *
+ * Defaults: full runs udev off and on and writes to bench/results/; smoke runs udev off and
+ * writes to bench/results/smoke/ (git-ignored). Exit status 0 when every run produced results.
+ * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CONFIGS, type BenchMode } from './config';
+import { type CombinedResult, renderMarkdown, writeReport } from './report';
+import { CONTENDERS, type GuestResult, OPS } from './types';
+
+const ROOT = resolve(__dirname, '..');
+const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
+const RAW_BINARY = join(ROOT, 'build', 'bench', 'dm_raw_bench');
+/** Each guest's result file, before they are combined (inside the tree: the guest's /tmp is its own). */
+const RUN_DIR = join(ROOT, '.cache', 'bench');
+
+function say(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+/** cc $(pkg-config --cflags --libs devmapper), when the binary is missing or older than the source. */
+export function buildRaw(): void {
+  if (existsSync(RAW_BINARY) && statSync(RAW_BINARY).mtimeMs >= statSync(RAW_SOURCE).mtimeMs) return;
+  mkdirSync(join(ROOT, 'build', 'bench'), { recursive: true });
+  let flags: string[];
+  try {
+    flags = execFileSync('pkg-config', ['--cflags', '--libs', 'devmapper'], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
+  } catch {
+    throw new Error('pkg-config knows no devmapper: apt-get install -y libdevmapper-dev pkg-config');
+  }
+  say(`building ${relative(ROOT, RAW_BINARY)}`);
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-std=c11', '-pthread', '-o', RAW_BINARY, RAW_SOURCE, ...flags], { stdio: 'inherit' });
+}
+
+/**
+ * The host kernel is used only when /proc/misc lists device-mapper and we are root. Not the
+ * existence of /dev/mapper/control: libdevmapper creates that node even on a kernel without
+ * the driver, so a stray one is common on the machines without it.
+ */
+function chooseKernel(pref: string): 'host' | 'sandbox' {
+  if (pref === 'host' || pref === 'sandbox') return pref;
+  let misc = '';
+  try {
+    misc = readFileSync('/proc/misc', 'utf8');
+  } catch {
+    // no /proc/misc: no driver we can see
+  }
+  const hasDm = /^\s*\d+\s+device-mapper\s*$/m.test(misc);
+  return hasDm && process.getuid?.() === 0 ? 'host' : 'sandbox';
+}
+
+function run(argv: string[]): Promise<number> {
+  return new Promise((resolveCode) => {
+    const child = spawn(argv[0] as string, argv.slice(1), { cwd: ROOT, stdio: 'inherit' });
+    child.once('error', (err) => {
+      say(`cannot run ${argv[0]}: ${err.message}`);
+      resolveCode(127);
+    });
+    child.once('exit', (code, signal) => resolveCode(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** What a complete run holds; a smoke run that loses a part fails. */
+export function checkComplete(r: GuestResult): string[] {
+  const missing: string[] = [];
+  for (const op of OPS) {
+    const o = r.single.find((x) => x.op === op);
+    for (const c of CONTENDERS) if (!(o?.contenders[c]?.n && Number.isFinite(o.contenders[c]?.mean))) missing.push(`${op}/${c}`);
+  }
+  if (r.concurrency.length !== 3) missing.push('concurrency');
+  if (r.udev === 'off') {
+    if (!r.memory || r.memory.checkpoints.length < 2) missing.push('memory');
+    if (r.scale.length !== r.config.scale.sizes.length) missing.push('scale');
+  }
+  return missing;
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const { values } = parseArgs({
+    options: {
+      mode: { type: 'string', default: 'full' },
+      udev: { type: 'string' },
+      kernel: { type: 'string', default: 'auto' },
+      out: { type: 'string' },
+      timeout: { type: 'string' },
+      'report-only': { type: 'boolean', default: false },
+    },
+  });
+  const mode = values.mode as BenchMode;
+  if (!CONFIGS[mode]) throw new Error(`--mode must be full or smoke, not ${values.mode}`);
+  const udev = values.udev ?? (mode === 'full' ? 'both' : 'off');
+  if (!['off', 'on', 'both'].includes(udev)) throw new Error(`--udev must be off, on or both, not ${udev}`);
+  const modes = udev === 'both' ? ['off', 'on'] : [udev];
+  if (!['auto', 'host', 'sandbox'].includes(values.kernel ?? '')) throw new Error('--kernel must be auto, host or sandbox');
+  const kernel = chooseKernel(values.kernel ?? 'auto');
+  const outDir = resolve(values.out ?? join(ROOT, 'bench', 'results', ...(mode === 'smoke' ? ['smoke'] : [])));
+  const timeout = values.timeout ?? (mode === 'full' ? '3600' : '600');
+
+  const reportOnly = values['report-only'] === true;
+  if (!reportOnly) buildRaw();
+  mkdirSync(RUN_DIR, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+
+  const runs: GuestResult[] = [];
+  let failed = false;
+  let date = new Date(started).toISOString();
+  let durationMs: number | undefined;
+  if (reportOnly) {
+    // Render the last runs' results again (after a change to the report), keeping their date
+    // and duration from the previous results.json.
+    try {
+      const prev = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as CombinedResult;
+      date = prev.date;
+      durationMs = prev.durationMs;
+    } catch {
+      // no previous report: today's date, no duration
+    }
+  }
+  for (const m of modes) {
+    const file = join(RUN_DIR, `${mode}-udev-${m}.json`);
+    if (reportOnly) {
+      if (existsSync(file)) runs.push(JSON.parse(readFileSync(file, 'utf8')) as GuestResult);
+      else failed = true;
+      continue;
+    }
+    rmSync(file, { force: true });
+    say(`${mode} run, udev ${m}, ${kernel} kernel`);
+    const t0 = Date.now();
+    const code = await run([
+      process.execPath,
+      join(ROOT, 'dist', 'sandbox', 'cli.js'),
+      '--kernel',
+      kernel,
+      '--udev',
+      m,
+      '--timeout',
+      timeout,
+      '--',
+      process.execPath,
+      '--expose-gc',
+      join(ROOT, 'dist-bench', 'guest.js'),
+      '--mode',
+      mode,
+      '--out',
+      file,
+    ]);
+    say(`udev ${m}: exit status ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    if (code !== 0 || !existsSync(file)) {
+      failed = true;
+      continue;
+    }
+    const result = JSON.parse(readFileSync(file, 'utf8')) as GuestResult;
+    const missing = checkComplete(result);
+    if (missing.length) {
+      say(`udev ${m}: incomplete results, missing ${missing.join(', ')}`);
+      failed = true;
+    }
+    runs.push(result);
+  }
+  if (runs.length === 0) {
+    say('no results');
+    return 1;
+  }
+  const combined: CombinedResult = {
+    schema: 1,
+    mode,
+    date,
+    host: { release: release(), cpus: cpus().length, node: process.version, kernelUsed: kernel },
+    durationMs: durationMs ?? Date.now() - started,
+    runs,
+  };
+  const files = writeReport(outDir, combined);
+  process.stdout.write(renderMarkdown(combined));
+  say(`wrote ${files.map((f) => relative(ROOT, f)).join(', ')}`);
+  say(`${mode} benchmark took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    say(err instanceof Error ? err.message : String(err));
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,64 @@
+/** What a run measures, per mode. `full` is `npm run bench`; `smoke` runs in `npm test`. */
+
+export type BenchMode = 'full' | 'smoke';
+
+export interface SingleConfig {
+  samples: number;
+  batch: number;
+  dmsetupEvery: number;
+}
+
+export interface BenchConfig {
+  mode: BenchMode;
+  /**
+   * Single operations, every contender: samples per operation and contender, taken in
+   * batches. dmsetup (a process per kernel call, a hundred times slower) takes part in every
+   * `dmsetupEvery`-th round only, so fewer samples of it, spread over the whole run.
+   */
+  single: SingleConfig;
+  /**
+   * The same with udev running: activation, suspend/resume and removal wait for udev's
+   * rules (a tenth of a second each in the sandbox kernel), so fewer samples.
+   */
+  singleUdev: SingleConfig;
+  /** Single operations with this many idle thin devices in the pool (raw C and the addon). */
+  scale: { sizes: number[]; samples: number; batch: number };
+  /** Operations started at once at the dm level, against the same run one after another. */
+  concurrency: { parallel: number; repetitions: number };
+  /** The same with udev running (each activation and removal waits for udev). */
+  concurrencyUdev: { parallel: number; repetitions: number };
+  /** Process memory after this many dm calls (checkpoints, each after a full GC). */
+  memory: { checkpoints: number[] };
+  /** Untimed samples per operation and contender before measuring (warms caches, JIT, page cache). */
+  warmup: number;
+  /**
+   * References: starting /bin/true (the floor of any process-per-operation tool), and a libuv
+   * thread-pool round trip that is not ours (fs.promises.stat against fs.statSync).
+   */
+  reference: { spawnSamples: number; hopSamples: number };
+}
+
+export const CONFIGS: Record<BenchMode, BenchConfig> = {
+  full: {
+    mode: 'full',
+    single: { samples: 200, batch: 20, dmsetupEvery: 4 },
+    singleUdev: { samples: 20, batch: 5, dmsetupEvery: 2 },
+    scale: { sizes: [10, 1_000, 10_000], samples: 100, batch: 10 },
+    concurrency: { parallel: 64, repetitions: 3 },
+    concurrencyUdev: { parallel: 16, repetitions: 1 },
+    memory: { checkpoints: [100, 1_000, 2_500, 5_000, 10_000, 15_000, 20_000] },
+    warmup: 2,
+    reference: { spawnSamples: 40, hopSamples: 400 },
+  },
+  smoke: {
+    mode: 'smoke',
+    single: { samples: 3, batch: 3, dmsetupEvery: 1 },
+    singleUdev: { samples: 2, batch: 2, dmsetupEvery: 1 },
+    scale: { sizes: [10, 100], samples: 3, batch: 3 },
+    concurrency: { parallel: 16, repetitions: 1 },
+    concurrencyUdev: { parallel: 4, repetitions: 1 },
+    memory: { checkpoints: [100, 300] },
+    warmup: 1,
+    reference: { spawnSamples: 3, hopSamples: 20 },
+  },
+};

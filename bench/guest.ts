@@ -1,0 +1,192 @@
+/**
+ * The part of the benchmark that runs in a kernel with device-mapper (the sandbox kernel,
+ * or the host's as root): `node --expose-gc dist-bench/guest.js --mode full|smoke --out FILE`.
+ * bench/cli.ts starts it; it writes one GuestResult as JSON to FILE.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { release } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as dm from '../dist/dm';
+import { type BenchConfig, CONFIGS, type BenchMode } from './config';
+import {
+  type BenchEnv,
+  type Contender,
+  dmContender,
+  dmsetupContender,
+  dmSyncContender,
+  rawContender,
+  rawHopContender,
+} from './contenders';
+import { measureConcurrency } from './concurrency';
+import { measureMemory } from './memory';
+import { createBenchPool } from './pool';
+import { RawClient } from './raw-client';
+import { measureScale } from './scale';
+import { IdAllocator, measureSingleOps } from './single-ops';
+import { summarize } from './stats';
+import type { GuestResult } from './types';
+
+export const REPO_ROOT = resolve(__dirname, '..');
+export const RAW_BINARY = join(REPO_ROOT, 'build', 'bench', 'dm_raw_bench');
+
+/** Thin devices are 10 GiB (a table size only: nothing is written). */
+const THIN_BYTES = 10 * 2 ** 30;
+
+const started = Date.now();
+function log(section: string, line: string): void {
+  process.stderr.write(`bench [${((Date.now() - started) / 1000).toFixed(1)} s] ${section}: ${line}\n`);
+}
+
+function kernelHasDeviceMapper(): boolean {
+  try {
+    return /^\s*\d+\s+device-mapper\s*$/m.test(readFileSync('/proc/misc', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function references(spawner: RawClient, cfg: BenchConfig['reference']): Promise<GuestResult['reference']> {
+  const posix: number[] = [];
+  const node: number[] = [];
+  for (let i = 0; i < cfg.spawnSamples; i++) {
+    posix.push(await spawner.spawn(['/bin/true']));
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('/bin/true', [], { stdio: 'ignore' });
+    node.push(Number(process.hrtime.bigint() - t0));
+    if (r.status !== 0) throw new Error('/bin/true failed');
+  }
+  const sync: number[] = [];
+  const async: number[] = [];
+  for (let i = 0; i < cfg.hopSamples; i++) {
+    let t0 = process.hrtime.bigint();
+    statSync('/proc/self');
+    sync.push(Number(process.hrtime.bigint() - t0));
+    t0 = process.hrtime.bigint();
+    await stat('/proc/self');
+    async.push(Number(process.hrtime.bigint() - t0));
+  }
+  return {
+    posixSpawnTrue: summarize(posix),
+    nodeSpawnSyncTrue: summarize(node),
+    statSync: summarize(sync),
+    statAsync: summarize(async),
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' } },
+  });
+  const mode = values.mode as BenchMode;
+  const config = CONFIGS[mode];
+  if (!config) throw new Error(`--mode must be full or smoke, not ${values.mode}`);
+  if (!values.out) throw new Error('--out FILE is required');
+  if (process.getuid?.() !== 0 || !kernelHasDeviceMapper()) {
+    throw new Error('needs root and a kernel with device-mapper: run it through bench/cli.ts (npm run bench)');
+  }
+  const udevSync = dm.udevSyncSupported();
+  const udev = udevSync ? 'on' : 'off';
+  const single = udevSync ? config.singleUdev : config.single;
+  log('start', `mode ${mode}, udev ${udev}, kernel ${release()}, libdevmapper ${dm.getLibraryVersion()}`);
+
+  const prefix = `dmb${process.pid}-`;
+  const pool = await createBenchPool(prefix, 'a', { dataBytes: 2 ** 30, metadataBytes: 256 * 2 ** 20 });
+  const clients: RawClient[] = [];
+  try {
+    const { client: raw, hello } = await RawClient.start(RAW_BINARY, pool.name);
+    clients.push(raw);
+    // Without udev, dmsetup leaves the /dev/mapper nodes to udev unless told otherwise.
+    const spawnerEnv = udevSync ? process.env : { ...process.env, DM_DISABLE_UDEV: '1' };
+    const { client: spawner } = await RawClient.start(RAW_BINARY, pool.name, spawnerEnv);
+    clients.push(spawner);
+    if (hello.udevSync !== udevSync) throw new Error(`udev sync: the addon says ${udevSync}, the C program ${hello.udevSync}`);
+
+    const env: BenchEnv = { pool: pool.name, raw, spawner };
+    const all: Contender[] = [rawContender(env), rawHopContender(env), dmContender(env), dmSyncContender(env), dmsetupContender(env)];
+    const ids = new IdAllocator(1000);
+    const status = await dm.getPoolStatus(pool.name);
+    if (status.state !== 'ok') throw new Error(`the new pool reports ${status.state}`);
+    const transactionId = { value: status.transactionId };
+    const base = { ids, transactionId, prefix: pool.prefix, sizeBytes: THIN_BYTES };
+
+    log('warm-up', 'one small round of every contender');
+    await measureSingleOps({ ...base, contenders: all, samples: config.warmup, batch: config.warmup });
+
+    log('single', `${single.samples} samples per operation and contender (dmsetup in every ${single.dmsetupEvery}. round), batches of ${single.batch}`);
+    const singleOps = await measureSingleOps({
+      ...base,
+      contenders: all,
+      samples: single.samples,
+      batch: single.batch,
+      every: { dmsetup: single.dmsetupEvery },
+      progress: (l) => log('single', l),
+    });
+
+    log('reference', 'process start of /bin/true, libuv thread-pool round trip of fs.stat');
+    const reference = await references(spawner, config.reference);
+
+    const conc = udevSync ? config.concurrencyUdev : config.concurrency;
+    log('concurrency', `${conc.parallel} at once`);
+    const concurrency = await measureConcurrency({
+      pool: pool.name,
+      raw,
+      ids,
+      ...conc,
+      prefix: `${pool.prefix}conc-`,
+      sizeBytes: THIN_BYTES,
+      progress: (l) => log('concurrency', l),
+    });
+
+    let memory: GuestResult['memory'] = null;
+    if (!udevSync) {
+      log('memory', `checkpoints at ${config.memory.checkpoints.join(', ')} calls`);
+      memory = await measureMemory({ pool: pool.name, thinId: ids.take(1), ...config.memory, progress: (l) => log('memory', l) });
+    }
+
+    let scale: GuestResult['scale'] = [];
+    if (!udevSync) {
+      log('scale', `sizes ${config.scale.sizes.join(', ')}`);
+      scale = await measureScale({
+        ...base,
+        ...config.scale,
+        contenders: all.filter((c) => c.name === 'raw' || c.name === 'dm' || c.name === 'dmSync'),
+        raw,
+        fillerIds: new IdAllocator(1_000_000),
+        progress: (l) => log('scale', l),
+      });
+    }
+
+    const result: GuestResult = {
+      schema: 1,
+      mode,
+      udev,
+      udevSync,
+      kernel: { release: release(), sandbox: process.env.DEVMAPPER_SANDBOX === '1' },
+      node: process.version,
+      library: dm.getLibraryVersion(),
+      uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      config,
+      single: singleOps,
+      scale,
+      concurrency,
+      memory,
+      reference,
+    };
+    writeFileSync(values.out, `${JSON.stringify(result)}\n`);
+    log('done', `results in ${values.out}`);
+  } finally {
+    for (const c of clients) await c.close();
+    await pool.destroy();
+    log('cleanup', 'pool and devices removed');
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
