@@ -148,13 +148,31 @@ async function main(): Promise<void> {
 
     let scale: GuestResult['scale'] = [];
     if (!udevSync) {
-      log('scale', `sizes ${config.scale.sizes.join(', ')}`);
+      log('scale', `sizes ${config.scale.sizes.join(', ')}, one pool each, interleaved`);
       scale = await measureScale({
-        ...base,
         ...config.scale,
-        contenders: all.filter((c) => c.name === 'raw' || c.name === 'dm' || c.name === 'dmSync'),
-        raw,
+        ids,
+        sizeBytes: THIN_BYTES,
         fillerIds: new IdAllocator(1_000_000),
+        async makePool(size) {
+          const p = await createBenchPool(prefix, `s${size}`, { dataBytes: 2 ** 30, metadataBytes: 256 * 2 ** 20 });
+          try {
+            const { client } = await RawClient.start(RAW_BINARY, p.name);
+            const penv: BenchEnv = { pool: p.name, raw: client, spawner };
+            return {
+              raw: client,
+              contenders: [rawContender(penv), dmContender(penv), dmSyncContender(penv)],
+              prefix: p.prefix,
+              async destroy() {
+                await client.close();
+                await p.destroy();
+              },
+            };
+          } catch (err) {
+            await p.destroy();
+            throw err;
+          }
+        },
         progress: (l) => log('scale', l),
       });
     }

@@ -28,7 +28,8 @@ done
 case "$kernel" in
   auto)
     kernel=host
-    if [ ! -e /dev/mapper/control ] && ! grep -qw device-mapper /proc/misc 2>/dev/null; then kernel=sandbox; fi
+    # /proc/misc only: libdevmapper creates /dev/mapper/control even without the driver.
+    if ! grep -qw device-mapper /proc/misc 2>/dev/null; then kernel=sandbox; fi
     ;;
   host | sandbox) ;;
   *) log "--kernel must be auto, host or sandbox, not '$kernel'"; exit 2 ;;

@@ -23,7 +23,7 @@ usage() { sed -n '2,17s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 kernel=auto
 udev=on
 report=
-timeout=1200
+timeout=3000
 envs=()
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -24,5 +24,9 @@ for (const name of expected) {
   console.log(`${name.replace(/\.json$/, '')}: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
 }
 failed += missing;
+// Failed steps of scripts/test.sh (some outside jest: sanitizer build, package, benchmark smoke).
+const failedSteps = Number(process.env.FAILED_STEPS ?? '0');
+if (failedSteps > 0) console.log(`failed steps of scripts/test.sh: ${failedSteps}`);
+failed += failedSteps;
 console.log(`total: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 ? 1 : 0);

@@ -1,5 +1,5 @@
 /** Which kernel runs device-mapper work: the host's, or the user-mode Linux sandbox. */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { invalidArgument } from '../errors';
 
@@ -12,9 +12,12 @@ export interface HostKernelInfo {
   isRoot: boolean;
 }
 
-/** Whether the running kernel has a device-mapper driver (built in or loaded). */
+/**
+ * Whether the running kernel has a device-mapper driver (built in or loaded). Only the
+ * kernel's own list counts: libdevmapper creates /dev/mapper/control even on a kernel
+ * without the driver, so that node proves nothing.
+ */
 function hostHasDeviceMapper(): boolean {
-  if (existsSync('/dev/mapper/control')) return true;
   try {
     // /proc/misc lists "<minor> <name>" for every misc device, device-mapper among them.
     return /^\s*\d+\s+device-mapper\s*$/m.test(readFileSync('/proc/misc', 'utf8'));

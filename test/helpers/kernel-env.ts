@@ -15,7 +15,8 @@ export interface KernelEnv {
 }
 
 export function kernelEnv(): KernelEnv {
-  const hasDm = existsSync('/dev/mapper/control') || /device-mapper/.test(safeRead('/proc/misc'));
+  // /proc/misc, not /dev/mapper/control: libdevmapper makes that node even without the driver.
+  const hasDm = /^\s*\d+\s+device-mapper\s*$/m.test(safeRead('/proc/misc'));
   const isRoot = process.getuid?.() === 0;
   const udevRunning = existsSync('/run/udev/control') && process.env.DM_DISABLE_UDEV !== '1';
   const kind = process.env.DEVMAPPER_SANDBOX === '1' ? 'sandbox' : 'host';

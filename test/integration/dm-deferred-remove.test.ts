@@ -54,7 +54,18 @@ describeKernel('deferred remove', () => {
       // Without udev nobody removes the node when the kernel does; updateNodes does.
       await dm.updateNodes(name);
       expect(existsSync(`/dev/mapper/${name}`)).toBe(false);
-      await dm.deleteDevice(p.poolName, 0);
+      // The mapping can vanish from the device list a moment before the pool lets go of the
+      // thin device: delete may see EBUSY briefly (seen under load). Bounded retry.
+      const until = Date.now() + 5_000;
+      for (;;) {
+        try {
+          await dm.deleteDevice(p.poolName, 0);
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'EBUSY' || Date.now() > until) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
     });
   });
 
