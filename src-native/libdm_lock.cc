@@ -22,7 +22,10 @@ void CaptureLog(int level, const char* file, int line, int dm_errno_or_class, co
   const int saved_errno = errno;
   // libdevmapper ORs flags (_LOG_STDERR, _LOG_ONCE) above the level bits.
   level &= 0x0f;
-  if (current_sink == nullptr || level > capture_level.load(std::memory_order_relaxed)) return;
+  // Error lines are always kept, whatever the level: a failed call's errno may come only
+  // from them (see RunTask). The level decides about warnings, notices and debug lines.
+  if (current_sink == nullptr) return;
+  if (level > 3 && level > capture_level.load(std::memory_order_relaxed)) return;
   char buf[1024];
   va_list ap;
   va_start(ap, f);

@@ -36,7 +36,8 @@ class LibdmCall {
 // libdevmapper must never print on the user's stderr.
 void InitLibdmLogging();
 
-// Highest level captured (default 5, notice). Debug lines cost formatting on every call.
+// Highest level captured beyond errors (default 5, notice; error lines are always kept).
+// Debug lines cost formatting on every call.
 void SetLibdmLogLevel(int level);
 int GetLibdmLogLevel();
 
