@@ -24,21 +24,36 @@ export function unknownDevice(hash: string): DevmapperError {
 }
 
 /**
- * Refuses a change the pool cannot take: not read-write, needs_check, failed, or with free
- * data or metadata space below dm.min_free_space.
+ * Refuses any change to a pool that cannot take one: failed, read-only, or flagged
+ * needs_check (the kernel would refuse the message with a bare EOPNOTSUPP). A pool that is
+ * only out of data space can still delete, which is how space comes back.
  */
-export async function checkPoolCanGrow(s: DeviceSetState): Promise<void> {
+export async function checkPoolCanChange(s: DeviceSetState): Promise<dm.ThinPoolStatusOk> {
   const st = await dm.getPoolStatus(s.pool.name);
   if (st.state !== 'ok')
     throw new DevmapperError(`the pool ${s.pool.name} has failed (status ${st.state}): run thin_check on its metadata`, {
       code: ErrorCodes.POOL_FAILED,
       device: s.pool.name,
     });
-  if (st.mode !== 'rw' || st.needsCheck)
+  if (st.mode === 'ro' || st.needsCheck)
     throw new DevmapperError(
-      `the pool ${s.pool.name} is ${st.needsCheck ? 'flagged needs_check' : st.mode}: no device can be created (free space, grow the pool or thin_check it)`,
+      `the pool ${s.pool.name} is ${st.needsCheck ? 'flagged needs_check' : 'read-only'}: nothing can be created or deleted until its metadata is checked (thin_check) or it is reloaded read-write`,
       { code: ErrorCodes.POOL_NOT_WRITABLE, device: s.pool.name },
     );
+  return st;
+}
+
+/**
+ * Refuses a new device the pool cannot take: what checkPoolCanChange refuses, out of data
+ * space, or free data or metadata space below dm.min_free_space.
+ */
+export async function checkPoolCanGrow(s: DeviceSetState): Promise<void> {
+  const st = await checkPoolCanChange(s);
+  if (st.mode !== 'rw')
+    throw new DevmapperError(`the pool ${s.pool.name} is ${st.mode}: no device can be created (free space or grow the pool)`, {
+      code: ErrorCodes.POOL_NOT_WRITABLE,
+      device: s.pool.name,
+    });
   const pct = s.options.minFreeSpacePercent;
   if (pct > 0) {
     const dataFree = st.dataTotalBlocks - st.dataUsedBlocks;

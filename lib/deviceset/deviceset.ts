@@ -11,6 +11,7 @@ import { native } from '../native';
 import { BASE_HASH, setupBaseImage } from './base-image';
 import {
   activateIfNeeded,
+  checkPoolCanChange,
   checkPoolCanGrow,
   createRegisteredDevice,
   deactivate,
@@ -98,6 +99,7 @@ export class DeviceSet {
       loopDataSizeBytes: options.loopDataSizeBytes,
       loopMetadataSizeBytes: options.loopMetadataSizeBytes,
       blockSizeSectors: options.blockSizeSectors,
+      errorIfNoSpace: options.errorIfNoSpace,
       fresh,
     });
 
@@ -220,6 +222,7 @@ export class DeviceSet {
       if (!meta) throw unknownDevice(hash);
       if (this.s.mounts.has(hash))
         throw new DevmapperError(`device ${hash} is mounted at ${this.s.mounts.get(hash)}: unmount it first`, { code: 'EBUSY', device: hash });
+      await checkPoolCanChange(this.s);
       if (this.s.options.blkDiscard && !meta.deleted) await discardIfUseful(this.s, hash, meta);
       const deferredOk = this.s.options.useDeferredDeletion && !opts.sync;
       try {

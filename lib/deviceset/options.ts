@@ -33,6 +33,7 @@ export const LIBRARY_DEFAULTS = Object.freeze({
   udevWaitTimeoutMs: 30_000,
   /** The budget of busy retries when deactivating a device, as dm.removeDevice's default. */
   removeRetryBudgetMs: 5_000,
+  errorIfNoSpace: false,
 });
 
 /** libdm's log levels (lvm2 lib/log/log.h), the range Docker's dm.libdm_log_level allowed. */
@@ -89,6 +90,13 @@ export interface DeviceSetOptions {
   deferredDeletionRetryMs?: number;
   /** Ours: how long to keep retrying a busy device's removal, in ms. Default 5000. */
   removeRetryBudgetMs?: number;
+  /**
+   * Ours: create the pool with the kernel's `error_if_no_space` feature, so that a write to a
+   * full pool fails at once with ENOSPC instead of queueing (for up to the dm-thin module's
+   * no_space_timeout, 60 s by default). Applies when this DeviceSet creates the pool; a
+   * resize keeps whatever the live table has. Default false (queue), as Docker's pools did.
+   */
+  errorIfNoSpace?: boolean;
   /** dm.directlvm_device: not supported (direct-lvm setup). */
   directLvmDevice?: never;
   /** dm.directlvm_device_force: not supported (direct-lvm setup). */
@@ -153,6 +161,8 @@ export interface ResolvedOptions {
   readonly deferredDeletionRetryMs: number;
   /** Ours: budget of busy retries when deactivating a device, in ms. */
   readonly removeRetryBudgetMs: number;
+  /** Ours: the pool is created with error_if_no_space. */
+  readonly errorIfNoSpace: boolean;
   /** The Docker keys ('dm.basesize', ...) that were set explicitly, whichever form was used; our own options by their camelCase names. */
   readonly explicitKeys: readonly string[];
 }
@@ -179,6 +189,7 @@ interface Draft {
   udevWaitTimeoutMs: number;
   deferredDeletionRetryMs: number;
   removeRetryBudgetMs: number;
+  errorIfNoSpace: boolean;
 }
 
 /** How one key reads its value: `text` from a 'dm.key=value' string, `typed` from the object. */
@@ -326,6 +337,11 @@ const KEYS: readonly KeySpec[] = [
     camel: 'removeRetryBudgetMs',
     typed: (d, v, a) => (d.removeRetryBudgetMs = integerIn(v, 0, MAX_TIMER_MS, a, `a budget in ms from 0 to ${MAX_TIMER_MS}`)),
   },
+  {
+    docker: null,
+    camel: 'errorIfNoSpace',
+    typed: (d, v, a) => (d.errorIfNoSpace = typedBool(v, a)),
+  },
 ];
 
 const BY_DOCKER_KEY = new Map(KEYS.filter((k) => k.docker !== null).map((k) => [k.docker as string, k]));
@@ -365,6 +381,7 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     udevWaitTimeoutMs: LIBRARY_DEFAULTS.udevWaitTimeoutMs,
     deferredDeletionRetryMs: DOCKER_DEFAULTS.deferredDeletionRetryMs,
     removeRetryBudgetMs: LIBRARY_DEFAULTS.removeRetryBudgetMs,
+    errorIfNoSpace: LIBRARY_DEFAULTS.errorIfNoSpace,
   };
   const explicit = new Set<string>();
 
@@ -428,6 +445,7 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     udevWaitTimeoutMs: d.udevWaitTimeoutMs,
     deferredDeletionRetryMs: d.deferredDeletionRetryMs,
     removeRetryBudgetMs: d.removeRetryBudgetMs,
+    errorIfNoSpace: d.errorIfNoSpace,
     explicitKeys: Object.freeze([...explicit]),
   });
 }

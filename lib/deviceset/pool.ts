@@ -38,11 +38,20 @@ export interface PoolSetupOptions {
   loopDataSizeBytes: number;
   loopMetadataSizeBytes: number;
   blockSizeSectors: number;
+  /** Create the pool with error_if_no_space (writes to a full pool fail instead of queueing). */
+  errorIfNoSpace: boolean;
   /** No metadata exists yet for this root: a raw metadata device is zeroed at its start. */
   fresh: boolean;
 }
 
 const METADATA_HEADER_BYTES = 4096;
+
+/** The table options of a pool we create: Docker's defaults plus what the options ask for. */
+function newPoolOptions(o: PoolSetupOptions): dm.PoolOptions {
+  const features = [...dm.POOL_DEFAULTS.features];
+  if (o.errorIfNoSpace) features.push('error_if_no_space');
+  return { blockSizeSectors: o.blockSizeSectors, features };
+}
 
 /** Creates the sparse file, or grows it to `bytes`; never shrinks. */
 async function ensureSparseFile(path: string, bytes: number): Promise<void> {
@@ -128,7 +137,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
       return handle;
     }
     if (o.fresh) await zeroMetadataHeader(o.metadataDevice);
-    await dm.createPool(o.poolName, o.dataDevice, o.metadataDevice, { blockSizeSectors: o.blockSizeSectors });
+    await dm.createPool(o.poolName, o.dataDevice, o.metadataDevice, newPoolOptions(o));
     handle.createdNow = true;
     return handle;
   }
@@ -157,7 +166,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
   const data = await loopFor(dataFile);
   const meta = await loopFor(metadataFile);
   try {
-    await dm.createPool(o.poolName, data.path, meta.path, { blockSizeSectors: o.blockSizeSectors });
+    await dm.createPool(o.poolName, data.path, meta.path, newPoolOptions(o));
   } finally {
     // From here the pool's table holds the loop devices; with autoclear they go with it.
     data.release();
@@ -195,5 +204,18 @@ export async function growPool(pool: PoolHandle, bytes: number | null): Promise<
     await sys.setLoopCapacity(pool.dataDevice);
   }
   if (!pool.dataDevice || !pool.metadataDevice) throw new DevmapperError('unknown pool devices', { code: 'ENODEV', device: pool.name });
-  await dm.reloadPool(pool.name, pool.dataDevice, pool.metadataDevice, { blockSizeSectors: pool.blockSizeSectors });
+  // Keep what the live table says (features such as error_if_no_space, the low-water mark):
+  // a resize must not quietly change the pool's behaviour.
+  const live = await liveThinPoolTable(pool.name);
+  await dm.reloadPool(pool.name, pool.dataDevice, pool.metadataDevice, {
+    blockSizeSectors: pool.blockSizeSectors,
+    lowWaterMark: live?.lowWaterMarkBlocks,
+    features: live?.features.filter((f): f is dm.ThinPoolFeature => (dm.THIN_POOL_FEATURES as readonly string[]).includes(f)),
+  });
+}
+
+/** The active thin-pool table of a pool, or null when it has none (or another target). */
+async function liveThinPoolTable(name: string): Promise<dm.ThinPoolTable | null> {
+  const line = (await dm.getTable(name))[0];
+  return line?.type === 'thin-pool' ? dm.parseThinPoolTable(line.params) : null;
 }

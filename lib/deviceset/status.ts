@@ -69,7 +69,7 @@ export async function deviceSetStatus(s: DeviceSetState): Promise<DeviceSetStatu
       availableBytes: (pool.metadataTotalBlocks - pool.metadataUsedBlocks) * METADATA_BLOCK_BYTES,
     };
     if (pool.mode !== 'rw') warnings.push(`the pool is ${pool.mode}: new devices are refused until space is freed or the pool grows`);
-    if (pool.needsCheck) warnings.push('the pool metadata needs a check (thin_check) before it can be written again');
+    if (pool.needsCheck) warnings.push('the pool metadata is flagged needs_check: deactivate the pool and run thin_check (thin_repair if it fails) before it can be written again');
   } else {
     warnings.push(`the pool status is ${pool.state}: run thin_check on its metadata`);
   }
