@@ -149,6 +149,8 @@ export class DevmapperError extends Error {
   readonly logs: LibdmLogLine[];
 
   /**
+   * Builds the error; the addon calls this too, with errno, operation, device and logs.
+   *
    * @param message the human-readable message
    * @param options code, errno, operation, device, argument, logs and cause
    */
