@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'build/', 'node_modules/', '.cache/', 'coverage/'] },
+  { ignores: ['dist/', 'dist-bench/', 'build/', 'node_modules/', '.cache/', 'coverage/', 'docs/api/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,18 +1,43 @@
 import { constants as osConstants } from 'node:os';
 
-/** One line libdevmapper logged while a call ran, with its syslog-style level (3 = error ... 7 = debug). */
+/**
+ * One line libdevmapper logged while a call ran, with its syslog-style level (3 = error ... 7 = debug).
+ *
+ * The addon installs its own libdevmapper log function, so these lines are captured per call
+ * and never printed on stderr. Error lines are always kept; warnings, notices and debug lines
+ * only up to the capture level: 5 (notice) until a DeviceSet is opened, then its
+ * `dm.libdm_log_level` (see {@link DeviceSetOptions.libdmLogLevel}, default 2).
+ */
 export interface LibdmLogLine {
+  /** Syslog-style level: 2 fatal, 3 error, 4 warning, 5 notice, 6 info, 7 debug. */
   level: number;
+  /** libdevmapper's source file that logged the line, when it said. */
   file?: string;
+  /** The line in {@link LibdmLogLine.file}, when known. */
   line?: number;
   /** The errno libdevmapper attached to the line, 0 when none. */
   errno: number;
+  /** The text of the line, formatted. */
   message: string;
 }
 
 /**
  * The project's own error codes, for failures that are not a kernel errno.
  * Kernel failures use the errno's name ('EBUSY', 'EEXIST', 'ENXIO', 'ENODATA', ...).
+ *
+ * Compare {@link DevmapperError.code} against these rather than against the strings. What
+ * each one means and what to do about it is in the troubleshooting table of docs/guide.md.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await ds.addDevice('c1', 'image');
+ * } catch (err) {
+ *   if (err instanceof DevmapperError && err.code === ErrorCodes.POOL_LOW_SPACE) {
+ *     await ds.resizePool(200 * 2 ** 30); // grow the pool, then retry
+ *   } else throw err;
+ * }
+ * ```
  */
 export const ErrorCodes = {
   /** An argument was rejected before anything was asked of the kernel. */
@@ -51,8 +76,11 @@ export const ErrorCodes = {
   METADATA_CORRUPT: 'ERR_METADATA_CORRUPT',
 } as const;
 
+/** What a {@link DevmapperError} is made of; every field is optional. */
 export interface DevmapperErrorOptions {
+  /** The string code; default: the errno's name when `errno` is given, else ERR_DM_FAILED. */
   code?: string;
+  /** The kernel's errno number; 0 and negative values count as none. */
   errno?: number;
   /** What was being done: 'create', 'message create_thin 5', 'loop attach', ... */
   operation?: string;
@@ -62,6 +90,7 @@ export interface DevmapperErrorOptions {
   argument?: string;
   /** libdevmapper's log lines of the failed call. */
   logs?: LibdmLogLine[];
+  /** The underlying error, kept as the standard `Error.cause`. */
   cause?: unknown;
 }
 
@@ -69,7 +98,13 @@ const errnoNames: Map<number, string> = new Map(
   Object.entries(osConstants.errno).map(([name, num]) => [num, name]),
 );
 
-/** The symbolic name of an errno number ('EBUSY' for 16), or undefined. */
+/**
+ * The symbolic name of an errno number ('EBUSY' for 16), or undefined, from Node's
+ * `os.constants.errno` for this platform.
+ *
+ * @param errno a positive errno number
+ * @returns its name, or undefined when the platform has none
+ */
 export function errnoName(errno: number): string | undefined {
   return errnoNames.get(errno);
 }
@@ -79,17 +114,46 @@ export function errnoName(errno: number): string | undefined {
  * `errno` is the kernel's number when the kernel gave one.
  *
  * The native addon constructs this class too (it is handed over once at load time), so
- * `instanceof DevmapperError` holds for errors from every layer.
+ * `instanceof DevmapperError` holds for errors from every layer. Errors from the addon carry
+ * the caller's stack, not the worker thread's.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await dm.createDevice('myapp-pool', 5);
+ * } catch (err) {
+ *   if (!(err instanceof DevmapperError)) throw err;
+ *   if (err.code === 'EEXIST') console.log('thin id 5 is taken');
+ *   else console.error(err.code, err.operation, err.device, err.logs.map((l) => l.message));
+ * }
+ * ```
  */
 export class DevmapperError extends Error {
+  /** Always 'DevmapperError'. */
   override name = 'DevmapperError';
+  /**
+   * What went wrong, as a string: the kernel's errno name ('EBUSY', 'ENXIO', ...), one of
+   * {@link ErrorCodes}, or, for a few file-system and helper failures, an errno name from
+   * Node ('ENOENT', 'ENOSPC') or 'ERR_COMMAND_FAILED' (mkfs and friends).
+   */
   readonly code: string;
+  /** The kernel's errno number, or undefined when the failure did not come with one. */
   readonly errno: number | undefined;
+  /** What was being done: 'create_thin 5', 'activate thin 3', 'remove', 'loop attach', ... */
   readonly operation: string | undefined;
+  /** The device-mapper name, device path, file or hash the failure was about. */
   readonly device: string | undefined;
+  /** For ERR_INVALID_ARGUMENT (and some option errors): the argument or option key at fault. */
   readonly argument: string | undefined;
+  /** libdevmapper's log lines of the failed call (empty for failures outside libdevmapper). */
   readonly logs: LibdmLogLine[];
 
+  /**
+   * Builds the error; the addon calls this too, with errno, operation, device and logs.
+   *
+   * @param message the human-readable message
+   * @param options code, errno, operation, device, argument, logs and cause
+   */
   constructor(message: string, options: DevmapperErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     const errno = options.errno !== undefined && options.errno > 0 ? options.errno : undefined;
@@ -103,7 +167,15 @@ export class DevmapperError extends Error {
   }
 }
 
-/** Shorthand for the error thrown when an argument is rejected before the kernel is asked. */
+/**
+ * Shorthand for the error thrown when an argument is rejected before the kernel is asked:
+ * code ERR_INVALID_ARGUMENT, `argument` set, and a message "ARG: expected X, got Y".
+ *
+ * @param argument the argument or option name as the caller wrote it
+ * @param expected what would have been accepted, in words
+ * @param got the rejected value (strings are shown quoted)
+ * @returns the error, for the caller to throw
+ */
 export function invalidArgument(argument: string, expected: string, got: unknown): DevmapperError {
   let shown: string;
   try {

@@ -2,9 +2,20 @@
  * devmapper: Linux device-mapper thin provisioning for Node.js.
  *
  * `dm` is the low-level layer (Docker's pkg/devicemapper operations); `sys` holds loop
- * devices, block device calls and mount(2).
+ * devices, block device calls and mount(2). {@link DeviceSet} and {@link Driver} are
+ * Docker's devicemapper DeviceSet and graph driver. Every failure is a {@link DevmapperError}.
+ * Privileges, udev, threads and troubleshooting: docs/guide.md.
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * The low-level device-mapper API: Docker's pkg/devicemapper operations, typed (thin pools,
+ * create_thin, create_snap, activate, suspend, resume, remove, status, table parsers). Each
+ * call runs one libdevmapper task off the JS thread.
  */
 export * as dm from './dm';
+/** The kernel calls besides device-mapper: loop devices, block device size and discard, mount(2). */
 export * as sys from './sys';
 export * from './deviceset';
 export * from './driver';

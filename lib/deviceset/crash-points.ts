@@ -11,6 +11,7 @@ export const CRASH_POINTS = [
   'after-set-transaction-id',
   'mid-delete',
 ] as const;
+/** One of {@link CRASH_POINTS}. */
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 let remaining: number | undefined;

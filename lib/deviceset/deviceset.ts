@@ -32,6 +32,7 @@ import { deviceLock, type DeviceSetState } from './state';
 import { deviceSetStatus, deviceStatus, type DeviceSetStatus, type DeviceStatus } from './status';
 import { TransactionLog } from './transactions';
 
+/** What {@link DeviceSet.open} takes besides the root. */
 export interface DeviceSetOpenOptions {
   /** Create the base device when there is none (Docker's doInit). Default true. */
   doInit?: boolean;
@@ -39,17 +40,42 @@ export interface DeviceSetOpenOptions {
   options?: string[] | DeviceSetOptions;
 }
 
+/** Options of {@link DeviceSet.addDevice}. */
 export interface AddDeviceOptions {
   /** Size in bytes; not below the parent's; above it the file system grows. Default: the parent's. */
   size?: number;
 }
 
+/** Options of {@link DeviceSet.deleteDevice}. */
 export interface DeleteDeviceOptions {
   /** Wait for the real deletion even when deferred deletion is enabled. */
   sync?: boolean;
+  /** Stops the busy retries of the deactivation: rejects with ABORT_ERR. */
   signal?: AbortSignal;
 }
 
+/**
+ * Docker's devicemapper DeviceSet: one thin pool, a base device with a file system, and thin
+ * snapshots named by hash, with Docker's on-disk metadata and device names so a root written
+ * by Docker (v20-v24) and one written here are interchangeable.
+ *
+ * Concurrency: calls on different devices run concurrently; a device's own calls run one
+ * after another. Locks are always taken device, then parent, then pool, and the pool lock
+ * covers only a transaction's kernel messages and metadata writes (never mkfs, mounts or
+ * waits), so no two calls can wait on each other.
+ *
+ * Needs root: device-mapper ioctls, loop devices and mount(2) (see docs/guide.md).
+ *
+ * @example
+ * ```ts
+ * await using ds = await DeviceSet.open('/var/lib/myapp/devicemapper', { options: ['dm.basesize=20G'] });
+ * await ds.addDevice('image', '');
+ * await ds.addDevice('c1', 'image', { size: 40 * 2 ** 30 });
+ * await ds.mountDevice('c1', '/mnt/c1');
+ * await ds.unmountDevice('c1', '/mnt/c1');
+ * await ds.deleteDevice('c1', { sync: true });
+ * ```
+ */
 export class DeviceSet {
   private deletionTimer: NodeJS.Timeout | null = null;
   private shutdownPromise: Promise<void> | null = null;
@@ -59,6 +85,33 @@ export class DeviceSet {
   /**
    * Opens (and with doInit, initialises) the DeviceSet rooted at `root`: sets up or finds
    * the pool, rolls back an unfinished transaction, verifies or creates the base device.
+   *
+   * The pool is, by default, on two sparse files under root/devicemapper/ attached to loop
+   * devices with autoclear; with dm.datadev and dm.metadatadev on raw devices; with
+   * dm.thinpooldev an existing pool (adopted only while it has no used data blocks and
+   * transaction id 0). An active pool of our name is reused: a restart adopts, it does not
+   * create. The root is made 0700. Options also set process-wide state: the libdevmapper log
+   * level and the dm layer's udev wait bound ({@link dm.setTaskDefaults}). A refused open
+   * deactivates what it activated.
+   *
+   * @param root absolute path of the root directory (created if missing)
+   * @param openOptions doInit (default true) and the options
+   * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT (root, an option, dm.basesize smaller
+   *   than the base, dm.use_deferred_removal on device-mapper before 4.27, dm.thinpooldev not
+   *   a thin pool); ERR_NOT_SUPPORTED; ERR_UDEV_SYNC_UNSUPPORTED; ERR_POOL_FAILED;
+   *   ERR_TRANSACTION_MISMATCH; ERR_POOL_NOT_ADOPTABLE; ERR_BASE_DEVICE_CHANGED;
+   *   ERR_METADATA_CORRUPT; ERR_COMMAND_FAILED or ENOENT when mkfs fails or is missing;
+   *   ENXIO for a dm.thinpooldev that does not exist; ERR_ADDON_NOT_LOADED; kernel and file
+   *   system errnos (EACCES without root, ENOSPC, ...)
+   *
+   * @example
+   * ```ts
+   * const ds = await DeviceSet.open('/var/lib/myapp/devicemapper', {
+   *   doInit: true,
+   *   options: ['dm.basesize=20G', 'dm.fs=ext4', 'dm.loopdatasize=200G'],
+   * });
+   * // or typed: { options: { baseSize: '20G', fs: 'ext4', loopDataSize: '200G' } }
+   * ```
    */
   static async open(root: string, openOptions: DeviceSetOpenOptions = {}): Promise<DeviceSet> {
     if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('root', 'an absolute path', root);
@@ -160,6 +213,7 @@ export class DeviceSet {
     return this.s.prefix;
   }
 
+  /** The options in force, parsed and with defaults (frozen). */
   get options(): ResolvedOptions {
     return this.s.options;
   }
@@ -177,7 +231,26 @@ export class DeviceSet {
     return this.s.locks.run(deviceLock(hash), fn);
   }
 
-  /** Creates `hash` as a snapshot of `baseHash` ('' = the base device). */
+  /**
+   * Creates `hash` as a snapshot of `baseHash` ('' = the base device) in one crash-safe
+   * transaction: intent saved, `create_snap` (an active parent is suspended for the message
+   * only), metadata written, `set_transaction_id`. A size above the parent's grows the
+   * device's file system (resize2fs or xfs_growfs on a private temporary mount).
+   *
+   * @param hash the new device's id: a safe file name and dm name part (checked)
+   * @param baseHash the parent's hash, '' for the base device
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (hash, baseHash, size
+   *   below the parent's or not a multiple of 512); EEXIST when `hash` exists; ENOENT when
+   *   the parent does not; ERR_POOL_FAILED, ERR_POOL_NOT_WRITABLE, ERR_POOL_LOW_SPACE before
+   *   anything is created; ERR_NO_FREE_DEVICE_ID; the kernel's errno of a failed message
+   *   (nothing is left registered then)
+   *
+   * @example
+   * ```ts
+   * await ds.addDevice('image', '');                          // snapshot of the base device
+   * await ds.addDevice('c1', 'image', { size: 40 * 2 ** 30 }); // bigger: the file system grows
+   * ```
+   */
   async addDevice(hash: string, baseHash: string, opts: AddDeviceOptions = {}): Promise<void> {
     this.checkOpen();
     checkDeviceHash(hash, { devicePrefix: this.s.prefix });
@@ -213,6 +286,11 @@ export class DeviceSet {
    * Deletes a device: deactivates it (bounded retries), discards its blocks when useful and
    * enabled, deletes the thin id and the metadata. With deferred deletion, a device still
    * held open is marked deleted and retried in the background (unless sync).
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT for the base device;
+   *   ENOENT for an unknown hash; EBUSY when this DeviceSet has it mounted, or when it stayed
+   *   busy past the retry budget (dm.use_deferred_deletion turns that into a background
+   *   retry); ABORT_ERR; the kernel's errno
    */
   async deleteDevice(hash: string, opts: DeleteDeviceOptions = {}): Promise<void> {
     this.checkOpen();
@@ -250,7 +328,10 @@ export class DeviceSet {
     this.deletionTimer.unref();
   }
 
-  /** One pass over the devices marked deleted; returns how many are gone now. */
+  /**
+   * One pass over the devices marked deleted; returns how many are gone now. The background
+   * retry calls this every `deferredDeletionRetryMs`; call it to retry at once.
+   */
   async retryDeferredDeletions(): Promise<number> {
     let done = 0;
     for (const [hash, meta] of [...this.s.devices]) {
@@ -268,14 +349,40 @@ export class DeviceSet {
     return done;
   }
 
-  /** Activates (if needed) and mounts the device at path, which must exist. */
+  /**
+   * Activates (if needed) and mounts the device at path, which must exist. Mount options:
+   * `nouuid` on xfs (snapshots share the base's UUID), dm.mountopt, and `context="LABEL"`
+   * for an SELinux mount label. A pending deferred remove is cancelled instead of
+   * re-activating. Mounting again at the same path is a no-op.
+   *
+   * @param hash the device ('' for the base)
+   * @param path an existing directory
+   * @param mountLabel SELinux context, when wanted
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (path, mountLabel);
+   *   ENOENT for an unknown or deleted device; EBUSY when mounted at another path; the errno
+   *   of mount(2) (the device is deactivated again); ERR_XFS_NOSPACE_RETRIES when
+   *   dm.xfs_nospace_max_retries cannot be applied (the mount is undone)
+   *
+   * @example
+   * ```ts
+   * await mkdir('/mnt/c1', { recursive: true });
+   * await ds.mountDevice('c1', '/mnt/c1');
+   * ```
+   */
   async mountDevice(hash: string, path: string, mountLabel?: string): Promise<void> {
     this.checkOpen();
     if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path', 'an absolute path', path);
     await this.lockDevice(hash, () => mountDevice(this.s, hash, path, mountLabel));
   }
 
-  /** Unmounts (MNT_DETACH), removes the mount point, deactivates. */
+  /**
+   * Unmounts (MNT_DETACH), removes the mount point, deactivates. The lazy unmount also
+   * takes away copies of the mount leaked into other mount namespaces, which would otherwise
+   * keep the device busy.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (path); ENOENT for an
+   *   unknown device; EBUSY when the device stays open past the retry budget
+   */
   async unmountDevice(hash: string, path: string): Promise<void> {
     this.checkOpen();
     if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path', 'an absolute path', path);
@@ -309,12 +416,25 @@ export class DeviceSet {
     return deviceStatus(this.s, hash, meta);
   }
 
+  /**
+   * The pool and the set, typed: pool kind and full status line, space, options in force,
+   * warnings. A pool in 'fail' or 'error' state is reported, not thrown.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ENXIO when the pool is gone
+   */
   async status(): Promise<DeviceSetStatus> {
     this.checkOpen();
     return deviceSetStatus(this.s);
   }
 
-  /** Grows the pool's data to `bytes` (loopback: the data file; direct: re-reads the data device when bytes is null). */
+  /**
+   * Grows the pool's data to `bytes` (loopback: the data file; direct: re-reads the data device when bytes is null).
+   * Loopback: the sparse file grows, the loop device re-reads its size, the pool table is
+   * reloaded and resumed; a pool that was out of data space goes back to rw.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (bytes, a shrink, a
+   *   dm.thinpooldev pool that is not ours); ENODEV when the loop devices are gone
+   */
   async resizePool(bytes: number | null): Promise<void> {
     this.checkOpen();
     if (bytes !== null && (!Number.isSafeInteger(bytes) || bytes <= 0)) throw invalidArgument('bytes', 'a positive size in bytes', bytes);
@@ -324,6 +444,7 @@ export class DeviceSet {
   /**
    * Unmounts and deactivates every device this DeviceSet mounted or activated, deactivates
    * the pool when it is ours, and saves the metadata. Idempotent; the set is closed after.
+   * Every step is tried; the first failure is thrown at the end.
    */
   shutdown(): Promise<void> {
     this.shutdownPromise ??= this.doShutdown();
@@ -354,6 +475,7 @@ export class DeviceSet {
     if (failure !== undefined) throw failure;
   }
 
+  /** {@link DeviceSet.shutdown}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown();
   }

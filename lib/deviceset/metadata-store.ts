@@ -42,9 +42,11 @@ export interface DeviceSetMetadata {
 
 /** transaction-metadata: the open (or last) transaction. Docker keeps the file after commit. */
 export interface TransactionMetadata {
+  /** The transaction opened (pool's id + 1), or the pool's id when none is open. */
   openTransactionId: number;
   /** The hash of the device being created or deleted ('' for the base device). */
   deviceHash: string;
+  /** The thin id being created or deleted (0 when none is open). */
   deviceId: number;
 }
 

@@ -121,7 +121,7 @@ export interface ResolvedOptions {
   readonly loopDataSizeBytes: number;
   /** dm.loopmetadatasize in bytes: the metadata loop file is created (or grown) to this. */
   readonly loopMetadataSizeBytes: number;
-  /** dm.fs; null: not chosen, see {@link chooseFilesystem}. */
+  /** dm.fs; null: not chosen (xfs when mkfs.xfs and the kernel's xfs are there, else ext4; an existing base keeps its own). */
   readonly fs: Filesystem | null;
   /** dm.mkfsarg values in order. */
   readonly mkfsArgs: readonly string[];
@@ -358,6 +358,18 @@ export const DOCKER_OPTION_KEYS: readonly string[] = Object.freeze([...BY_DOCKER
  * Throws DevmapperError ERR_INVALID_ARGUMENT, `argument` = the key as written ('dm.basesize'
  * or 'baseSize'), for an unknown key, a string without '=', or a bad value; and
  * ERR_NOT_SUPPORTED for Docker's direct-lvm keys, which this library does not implement.
+ * DeviceSet.open calls this; call it yourself to check options before opening.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT (also for dm.use_deferred_deletion
+ *   without dm.use_deferred_removal); ERR_NOT_SUPPORTED for dm.directlvm_* and dm.thinp_*
+ *
+ * @example
+ * ```ts
+ * const o = resolveOptions(['dm.basesize=20G', 'dm.fs=xfs', 'dm.mountopt=noatime']);
+ * o.baseSizeBytes;   // 21474836480
+ * resolveOptions({ baseSize: '20G', fs: 'xfs', mountOpt: 'noatime' });   // the same, typed
+ * resolveOptions(['dm.basesize=20Q']);   // throws ERR_INVALID_ARGUMENT, argument 'dm.basesize'
+ * ```
  */
 export function resolveOptions(input: readonly string[] | DeviceSetOptions = []): ResolvedOptions {
   const d: Draft = {

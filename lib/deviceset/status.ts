@@ -10,35 +10,61 @@ import type { DeviceSetState } from './state';
 /** dm-thin's metadata block size. */
 export const METADATA_BLOCK_BYTES = 4096;
 
+/** Data or metadata space of the pool, in bytes. */
 export interface SpaceUsage {
+  /** In use: data blocks times the block size, or 4 KiB metadata blocks. */
   usedBytes: number;
+  /** The pool's total, from its status line. */
   totalBytes: number;
   /** Free in the pool, capped (loopback) by the free space of the file system under the loop file. */
   availableBytes: number;
 }
 
+/**
+ * What {@link DeviceSet.status} reports: the pool (kind, block size, full status line), space
+ * used and available, options in force, and warnings a user should see. Docker's status rows
+ * ({@link statusRows}) are a view of it.
+ */
 export interface DeviceSetStatus {
+  /** The pool's device-mapper name. */
   poolName: string;
+  /** 'loopback': our pool on sparse files; 'direct': ours on dm.datadev/dm.metadatadev; 'external': dm.thinpooldev. */
   poolKind: 'loopback' | 'direct' | 'external';
+  /** The pool's data block size in bytes (64 KiB by default). */
   poolBlockSizeBytes: number;
+  /** The base device's size (and so the default size of new devices), in bytes. */
   baseDeviceSizeBytes: number;
+  /** The base device's file system: 'ext4' or 'xfs'. */
   backingFilesystem: string;
+  /** Whether libdevmapper synchronises with udev in this process ({@link dm.udevSyncSupported}). */
   udevSyncSupported: boolean;
   /** Loopback: the loop devices ('Data file' in Docker's rows) and their files ('Data loop file'). */
   dataDevice: string | null;
+  /** The metadata device (a loop device for loopback); null when unknown (dm.thinpooldev). */
   metadataDevice: string | null;
+  /** Loopback: root/devicemapper/data; otherwise null. */
   dataLoopFile: string | null;
+  /** Loopback: root/devicemapper/metadata; otherwise null. */
   metadataLoopFile: string | null;
+  /** Data space; all zero when the pool status is not 'ok'. */
   data: SpaceUsage;
+  /** Metadata space (4 KiB metadata blocks); all zero when the pool status is not 'ok'. */
   metadata: SpaceUsage;
   /** The whole thin-pool status line: mode rw/ro/out_of_data_space, needs_check, no-space policy, ... */
   pool: ThinPoolStatus;
+  /** dm.min_free_space of the data space, in bytes: below it new devices are refused. */
   minFreeSpaceBytes: number;
+  /** dm.use_deferred_removal. */
   deferredRemovalEnabled: boolean;
+  /** dm.use_deferred_deletion. */
   deferredDeletionEnabled: boolean;
+  /** Devices marked deleted and waiting for their holders to close them. */
   deferredDeletedDeviceCount: number;
+  /** libdevmapper's version. */
   libraryVersion: string;
+  /** Registered devices, the base device and devices marked deleted included. */
   deviceCount: number;
+  /** Plain-language warnings: pool not rw, needs_check, failed status, loopback in use, a file system under the loop files with less free space than the pool promises. */
   warnings: string[];
 }
 
@@ -114,17 +140,29 @@ export async function deviceSetStatus(s: DeviceSetState): Promise<DeviceSetStatu
 
 /** One device: its metadata and the kernel's view side by side. */
 export interface DeviceStatus {
+  /** The device's hash ('' for the base device). */
   hash: string;
+  /** Its device-mapper name, `docker-MAJ:MIN-INO-<hash>`. */
   deviceName: string;
+  /** Its 24-bit thin id in the pool. */
   deviceId: number;
+  /** Its size in bytes, as recorded. */
   sizeBytes: number;
+  /** The pool transaction id that created it. */
   transactionId: number;
+  /** The metadata's `initialized` flag (true for a base device with its file system). */
   initialized: boolean;
+  /** Marked for deferred deletion. */
   deleted: boolean;
+  /** Whether its mapping exists in the kernel now. */
   active: boolean;
+  /** The kernel's open count (mounts and holders); 0 when inactive. */
   openCount: number;
+  /** Bytes the pool has allocated to it (mapped sectors x 512); null when inactive or the status is not 'ok'. */
   mappedBytes: number | null;
+  /** Last sector of its highest mapped block; null when inactive, nothing is mapped, or the status is not 'ok'. */
   highestMappedSector: number | null;
+  /** Where this DeviceSet mounted it, or null. */
   mountPath: string | null;
 }
 

@@ -34,6 +34,14 @@ const SIZE_EXPECTED = 'a size such as "512M" or "10G" (bytes, or k/m/g/t/p binar
  * @param text the option's value, e.g. "512M"
  * @param argument the option's name for the error, e.g. 'dm.basesize'
  * @returns the size in bytes, a non-negative safe integer
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming `argument`
+ *
+ * @example
+ * ```ts
+ * parseSize('512M', 'dm.basesize');   // 536870912 (binary: M = MiB)
+ * parseSize('1.5g', 'size');          // 1610612736
+ * parseSize('10 GiB', 'size');        // 10737418240
+ * ```
  */
 export function parseSize(text: string, argument: string): number {
   if (typeof text !== 'string') throw invalidArgument(argument, SIZE_EXPECTED, text);
@@ -84,6 +92,9 @@ export function parseSize(text: string, argument: string): number {
  * Formats a byte count the way Docker's `units.HumanSize` did: decimal units (kB, MB, GB,
  * ...) with at most 4 significant digits, Go's `%.4g` (round half to even, trailing zeros
  * dropped): 65536 gives "65.54kB", 536870912 "536.9MB", 0 "0B".
+ *
+ * @param bytes a byte count
+ * @returns the count in decimal units, as Docker's status rows print sizes
  */
 export function humanSize(bytes: number): string {
   let size = bytes;

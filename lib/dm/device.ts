@@ -6,6 +6,7 @@ import { runTask } from './task';
 import { warnIfUdevTimedOut } from './udev-timeout';
 import { checkBlockDeviceRef, checkSizeBytes, checkThinId, resolveDeviceName, SECTOR_BYTES } from './validate';
 
+/** How {@link activateDevice} maps the thin device. */
 export interface ActivateOptions {
   /** Map the device read-only. */
   readOnly?: boolean;
@@ -15,7 +16,25 @@ export interface ActivateOptions {
 
 /**
  * Activates thin device `deviceId` of the pool as `name`, with the table
- * `0 <sizeBytes/512> thin /dev/mapper/<pool> <id>`. The /dev/mapper node exists when this resolves.
+ * `0 <sizeBytes/512> thin /dev/mapper/<pool> <id>`. The /dev/mapper node exists when this resolves:
+ * with udev, after udev confirmed the cookie (or the bounded wait ran out, which emits a
+ * `DEVMAPPER_UDEV_TIMEOUT` process warning); without, libdevmapper made the node itself.
+ * The size is free to differ from the one the device had before: a thin device has no size of
+ * its own, only the table gives it one.
+ *
+ * @param poolName the pool
+ * @param name the device-mapper name of the new mapping
+ * @param deviceId the thin id in the pool
+ * @param sizeBytes the mapped size, a positive multiple of 512
+ * @throws {@link DevmapperError} EBUSY when a device of that name exists; ENODEV when the
+ *   external origin does not exist; ERR_INVALID_ARGUMENT for a bad name, id, size or origin;
+ *   the kernel's errno when it refuses the table (nothing is left half-created)
+ *
+ * @example
+ * ```ts
+ * await dm.activateDevice('myapp-pool', 'myapp-base', 0, 10 * 2 ** 30);
+ * // /dev/mapper/myapp-base now exists: mkfs, mount, ...
+ * ```
  */
 export async function activateDevice(
   poolName: string,
@@ -41,6 +60,7 @@ export async function activateDevice(
   warnIfUdevTimedOut(res, 'activate', dev);
 }
 
+/** How {@link suspendDevice} suspends. */
 export interface SuspendOptions {
   /** Do not freeze the file system on the device (default: freeze, as Docker did). */
   skipLockfs?: boolean;
@@ -48,17 +68,32 @@ export interface SuspendOptions {
   noFlush?: boolean;
 }
 
+/**
+ * Suspends a device: new I/O queues until {@link resumeDevice}. By default the file system
+ * on it is frozen first and outstanding I/O is flushed. Always pair with a resume: a device
+ * left suspended blocks every process that touches it.
+ *
+ * @throws {@link DevmapperError} ENXIO when there is no such device
+ */
 export async function suspendDevice(name: string, opts: SuspendOptions = {}): Promise<void> {
   const dev = resolveDeviceName(name);
   await runTask({ type: 'suspend', name: dev, skipLockfs: opts.skipLockfs, noFlush: opts.noFlush, operation: 'suspend' });
 }
 
+/**
+ * Resumes a suspended device (and makes a loaded inactive table live); the node is checked
+ * as after {@link activateDevice}.
+ *
+ * @throws {@link DevmapperError} ENXIO when there is no such device; the kernel's errno when
+ *   the target refuses to resume (for a pool: a data device smaller than before)
+ */
 export async function resumeDevice(name: string): Promise<void> {
   const dev = resolveDeviceName(name);
   const res = await runTask({ type: 'resume', name: dev, operation: 'resume' });
   warnIfUdevTimedOut(res, 'resume', dev);
 }
 
+/** How {@link removeDevice} removes. */
 export interface RemoveOptions {
   /**
    * Deferred removal: if the device is open, the kernel removes it when the last holder
@@ -67,14 +102,33 @@ export interface RemoveOptions {
   deferred?: boolean;
   /** How long to keep retrying while the device is busy (EBUSY), in ms. Default 5000; 0 = one try. */
   retryBudgetMs?: number;
+  /** Stops the retries: rejects with ABORT_ERR at once while waiting between tries (a try under way finishes first). */
   signal?: AbortSignal;
 }
 
-export const REMOVE_DEFAULTS = { retryBudgetMs: 5_000 };
+/** The defaults of {@link RemoveOptions}. */
+export const REMOVE_DEFAULTS = {
+  /** 5 s of busy retries. */
+  retryBudgetMs: 5_000,
+};
 
 /**
  * Removes a mapped device, retrying a busy device with backoff within the budget. Rejects
  * with ENXIO when there is no such device, EBUSY when it stayed busy, ABORT_ERR on abort.
+ *
+ * A device is busy while anything holds it open: a mount (in any mount namespace), a
+ * process, a device stacked on it (a pool's thin devices keep it busy), or udev probing it
+ * right after a change. Backoff starts at 10 ms and doubles up to 250 ms. With `deferred`,
+ * an open device is only marked and the kernel removes it at its last close; libdevmapper
+ * drops the /dev/mapper node even then, so this puts it back while the device lives.
+ *
+ * @throws {@link DevmapperError} ENXIO, EBUSY (the message counts the attempts), ABORT_ERR,
+ *   ERR_INVALID_ARGUMENT for a bad name or budget
+ *
+ * @example
+ * ```ts
+ * await dm.removeDevice('myapp-snap', { retryBudgetMs: 2000, signal: AbortSignal.timeout(5000) });
+ * ```
  */
 export async function removeDevice(name: string, opts: RemoveOptions = {}): Promise<void> {
   const dev = resolveDeviceName(name);
@@ -119,13 +173,22 @@ async function restoreNodeIfStillPresent(dev: string): Promise<void> {
  * Brings /dev/mapper in line with the kernel for one device, or for all when no name is given:
  * creates missing nodes and deletes those of devices that are gone (without udev, a device
  * the kernel removed on its own, after a deferred remove, leaves its node behind).
+ *
+ * @param name one device, or undefined for all
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a bad name
  */
 export async function updateNodes(name?: string): Promise<void> {
   const dev = name === undefined ? undefined : resolveDeviceName(name);
   await runTask({ type: 'mknodes', name: dev, operation: 'update nodes' });
 }
 
-/** Cancels a pending deferred remove, so the device stays. */
+/**
+ * Cancels a pending deferred remove, so the device stays (the `@cancel_deferred_remove`
+ * message, device-mapper 4.27+).
+ *
+ * @throws {@link DevmapperError} ENXIO when there is no such device; EBUSY when the kernel
+ *   is already deleting it (no error when no deferred remove was pending)
+ */
 export async function cancelDeferredRemove(name: string): Promise<void> {
   const dev = resolveDeviceName(name);
   await runTask({ type: 'targetMsg', name: dev, sector: 0, message: '@cancel_deferred_remove', operation: 'cancel deferred remove' });

@@ -35,8 +35,9 @@ export const MAX_THIN_DEVICE_ID = (1 << 24) - 1;
 export const MIN_POOL_BLOCK_SIZE_SECTORS = 128;
 /** Largest data block size of a pool: 1 GiB. */
 export const MAX_POOL_BLOCK_SIZE_SECTORS = 2097152;
-/** The kernel's dev_t has 12 major bits and 20 minor bits (format_dev_t prints these). */
+/** The largest major number: the kernel's dev_t has 12 major bits (format_dev_t prints these). */
 export const MAX_DEVICE_MAJOR = (1 << 12) - 1;
+/** The largest minor number: the kernel's dev_t has 20 minor bits. */
 export const MAX_DEVICE_MINOR = (1 << 20) - 1;
 
 const POOL_MODES: readonly ThinPoolMode[] = ['rw', 'ro', 'out_of_data_space'];
@@ -161,6 +162,8 @@ function checkBlockSize(argument: string, value: unknown): number {
 /**
  * Parses one table line, `<start sector> <length sectors> <target type> [<params...>]`.
  * The params are kept as one string (their inner spacing untouched), '' when there are none.
+ *
+ * @throws {@link DevmapperError} ERR_PARSE naming the faulty field and quoting the input
  */
 export function parseTargetLine(line: string): TargetLine {
   const src = source('target line', line);
@@ -179,7 +182,11 @@ export function parseTargetLine(line: string): TargetLine {
   return { start, length, type: m[3] ?? '', params: m[4] ?? '' };
 }
 
-/** Prints a table line; params are trimmed and omitted (with their separator) when empty. */
+/**
+ * Prints a table line; params are trimmed and omitted (with their separator) when empty.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming the field that cannot be printed
+ */
 export function formatTargetLine(t: TargetLine): string {
   const start = checkUint('start', t.start);
   const length = checkUint('length', t.length, 1);
@@ -197,7 +204,11 @@ export function formatTargetLine(t: TargetLine): string {
 // ---------------------------------------------------------------------------------------
 // Device numbers.
 
-/** Parses `<major>:<minor>` as the kernel prints it (`254:0`). */
+/**
+ * Parses `<major>:<minor>` as the kernel prints it (`254:0`).
+ *
+ * @throws {@link DevmapperError} ERR_PARSE naming the faulty field and quoting the input
+ */
 export function parseDeviceNumber(text: string): DeviceNumber {
   const src = source('device number', text);
   const b = body(src);
@@ -210,7 +221,11 @@ export function parseDeviceNumber(text: string): DeviceNumber {
   return { major, minor };
 }
 
-/** Prints `<major>:<minor>`. */
+/**
+ * Prints `<major>:<minor>`.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming the field that cannot be printed
+ */
 export function formatDeviceNumber(d: DeviceNumber): string {
   const major = checkUint('major', d.major, 0, MAX_DEVICE_MAJOR);
   const minor = checkUint('minor', d.minor, 0, MAX_DEVICE_MINOR);
@@ -225,6 +240,8 @@ export function formatDeviceNumber(d: DeviceNumber): string {
  * `<metadata dev> <data dev> <data block size (sectors)> <low water mark (blocks)> <#feature args> [<arg>...]`.
  * The feature count is required (the kernel always prints it) and must match the arguments
  * that follow. Unknown feature arguments are kept as they are.
+ *
+ * @throws {@link DevmapperError} ERR_PARSE naming the faulty field and quoting the input
  */
 export function parseThinPoolTable(params: string): ThinPoolTable {
   const src = source('thin-pool table', params);
@@ -260,7 +277,11 @@ export function parseThinPoolTable(params: string): ThinPoolTable {
   return { metadataDevice, dataDevice, blockSizeSectors, lowWaterMarkBlocks, features };
 }
 
-/** Prints thin-pool table params (the feature count always included). */
+/**
+ * Prints thin-pool table params (the feature count always included).
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming the field that cannot be printed
+ */
 export function formatThinPoolTable(t: ThinPoolTable): string {
   const metadataDevice = checkToken('metadataDevice', t.metadataDevice);
   const dataDevice = checkToken('dataDevice', t.dataDevice);
@@ -277,7 +298,11 @@ export function formatThinPoolTable(t: ThinPoolTable): string {
 // ---------------------------------------------------------------------------------------
 // thin table.
 
-/** Parses thin table params: `<pool dev> <dev id> [<external origin dev>]`. */
+/**
+ * Parses thin table params: `<pool dev> <dev id> [<external origin dev>]`.
+ *
+ * @throws {@link DevmapperError} ERR_PARSE naming the faulty field and quoting the input
+ */
 export function parseThinTable(params: string): ThinTable {
   const src = source('thin table', params);
   const f = splitFields(src);
@@ -296,7 +321,11 @@ export function parseThinTable(params: string): ThinTable {
   return { poolDevice, deviceId, externalOrigin };
 }
 
-/** Prints thin table params. */
+/**
+ * Prints thin table params.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming the field that cannot be printed
+ */
 export function formatThinTable(t: ThinTable): string {
   const poolDevice = checkToken('poolDevice', t.poolDevice);
   const deviceId = checkUint('deviceId', t.deviceId, 0, MAX_THIN_DEVICE_ID);
@@ -319,6 +348,14 @@ export function formatThinTable(t: ThinTable): string {
  * The first five fields are required; the later ones were added over kernel releases and are
  * null (needsCheck false) when absent. Fields after the ninth, which a future kernel might
  * append, are ignored.
+ *
+ * @throws {@link DevmapperError} ERR_PARSE naming the faulty field and quoting the input
+ *
+ * @example
+ * ```ts
+ * const st = dm.parseThinPoolStatus('1 10/4096 0/16384 - rw discard_passdown queue_if_no_space - 1024');
+ * // { state: 'ok', transactionId: 1, metadataUsedBlocks: 10, ..., mode: 'rw', needsCheck: false }
+ * ```
  */
 export function parseThinPoolStatus(params: string): ThinPoolStatus {
   const src = source('thin-pool status', params);
@@ -367,6 +404,8 @@ export function parseThinPoolStatus(params: string): ThinPoolStatus {
  *
  * The two numbers are read by separate metadata lookups in the kernel, so they are not
  * checked against each other.
+ *
+ * @throws {@link DevmapperError} ERR_PARSE naming the faulty field and quoting the input
  */
 export function parseThinStatus(params: string): ThinStatus {
   const src = source('thin status', params);

@@ -5,14 +5,29 @@
 import { DevmapperError } from '../errors';
 import { native, type NativeTaskResult, type NativeTaskSpec } from '../native';
 
+/** Process-wide settings of the dm layer (see {@link setTaskDefaults}). */
 export interface TaskDefaults {
-  /** Upper bound on each wait for udev after create, resume, remove and rename (ms). */
+  /**
+   * Upper bound on each wait for udev after create, resume, remove and rename (ms). Default
+   * 30000; 0 gives up at the first poll. Past it the cookie is completed and freed by the
+   * addon, the operation stands, and a `DEVMAPPER_UDEV_TIMEOUT` warning is emitted.
+   */
   udevTimeoutMs: number;
 }
 
 const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
 
-/** Changes the process-wide defaults of the dm layer. */
+/**
+ * Changes the process-wide defaults of the dm layer. DeviceSet.open sets `udevTimeoutMs`
+ * from its `udevWaitTimeoutMs` option, so the last DeviceSet opened decides for the process.
+ *
+ * @throws RangeError for a udevTimeoutMs that is not a non-negative integer
+ *
+ * @example
+ * ```ts
+ * dm.setTaskDefaults({ udevTimeoutMs: 10_000 });   // wait at most 10 s for udev per operation
+ * ```
+ */
 export function setTaskDefaults(next: Partial<TaskDefaults>): void {
   if (next.udevTimeoutMs !== undefined) {
     if (!Number.isInteger(next.udevTimeoutMs) || next.udevTimeoutMs < 0)
@@ -21,6 +36,7 @@ export function setTaskDefaults(next: Partial<TaskDefaults>): void {
   }
 }
 
+/** A copy of the current process-wide defaults. */
 export function getTaskDefaults(): Readonly<TaskDefaults> {
   return { ...defaults };
 }

@@ -23,7 +23,9 @@ export interface TargetLine {
 
 /** A block device number as the kernel prints it, `<major>:<minor>` (e.g. `254:0`). */
 export interface DeviceNumber {
+  /** Major number, 0 .. 4095 (12 bits in the kernel's dev_t). */
   major: number;
+  /** Minor number, 0 .. 1048575 (20 bits in the kernel's dev_t). */
   minor: number;
 }
 
@@ -65,6 +67,7 @@ export type ThinPoolNoSpacePolicy = 'error_if_no_space' | 'queue_if_no_space';
 
 /** A thin-pool status the kernel could compute. */
 export interface ThinPoolStatusOk {
+  /** The kernel printed a full status line (not `Fail` or `Error`). */
   state: 'ok';
   /** The 64-bit transaction id userspace keeps in the pool metadata. */
   transactionId: number;
@@ -78,6 +81,11 @@ export interface ThinPoolStatusOk {
   dataTotalBlocks: number;
   /** Metadata block of the held metadata snapshot root, or null when none is held ('-'). */
   heldMetadataRoot: number | null;
+  /**
+   * 'rw' normally; 'out_of_data_space' when the data device is full (writes queue or fail
+   * by the no-space policy); 'ro' when the metadata is full or the kernel switched the pool
+   * to read-only after an error. Only 'rw' takes new devices.
+   */
   mode: ThinPoolMode;
   /** Null on kernels too old to report it. */
   discards: ThinPoolDiscards | null;
@@ -93,10 +101,20 @@ export interface ThinPoolStatusOk {
  * Status of a `thin-pool` target: 'fail' when the pool is in failure mode (the kernel prints
  * `Fail`), 'error' when the kernel could not read the metadata to report (it prints `Error`).
  */
-export type ThinPoolStatus = ThinPoolStatusOk | { state: 'fail' } | { state: 'error' };
+export type ThinPoolStatus =
+  | ThinPoolStatusOk
+  | {
+      /** The pool is in failure mode (`Fail`): run thin_check on its metadata. */
+      state: 'fail';
+    }
+  | {
+      /** The kernel could not read the pool's metadata to report (`Error`). */
+      state: 'error';
+    };
 
 /** A thin device status the kernel could compute. */
 export interface ThinStatusOk {
+  /** The kernel printed the mapped-sector counts. */
   state: 'ok';
   /** Number of mapped (provisioned) sectors: mapped blocks times the pool block size. */
   mappedSectors: number;
@@ -109,4 +127,17 @@ export interface ThinStatusOk {
  * the kernel could not read the mapping (`Error`), 'unset' when the thin device is not set up
  * yet (`-`).
  */
-export type ThinStatus = ThinStatusOk | { state: 'fail' } | { state: 'error' } | { state: 'unset' };
+export type ThinStatus =
+  | ThinStatusOk
+  | {
+      /** The pool is in failure mode (`Fail`). */
+      state: 'fail';
+    }
+  | {
+      /** The kernel could not read the mapping (`Error`). */
+      state: 'error';
+    }
+  | {
+      /** The thin device is not set up yet (`-`). */
+      state: 'unset';
+    };

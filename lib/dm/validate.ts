@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { invalidArgument } from '../errors';
 import { MAX_POOL_BLOCK_SIZE_SECTORS, MAX_THIN_DEVICE_ID, MIN_POOL_BLOCK_SIZE_SECTORS } from './parse';
 
-/** The kernel's DM_NAME_LEN is 128 bytes including the terminating NUL. */
+/** The longest device-mapper name in bytes: the kernel's DM_NAME_LEN is 128 bytes including the terminating NUL. */
 export const DM_NAME_MAX_BYTES = 127;
+/** Device-mapper tables count in 512-byte sectors, whatever the device's logical block size. */
 export const SECTOR_BYTES = 512;
 
 /** Feature words a thin-pool table accepts (kernel docs, thin-provisioning.rst). */
@@ -18,13 +19,20 @@ export const THIN_POOL_FEATURES = [
   'read_only',
   'error_if_no_space',
 ] as const;
+/** One thin-pool feature word, as {@link PoolOptions.features} takes them. */
 export type ThinPoolFeature = (typeof THIN_POOL_FEATURES)[number];
 
 const MAPPER_PREFIX = '/dev/mapper/';
 
 /**
  * A device-mapper name from a name, a /dev/mapper/NAME path or a /dev/dm-N path, checked:
- * non-empty, under 128 bytes, no '/', not '.' or '..', no NUL.
+ * non-empty, under 128 bytes, no '/', not '.' or '..', no NUL. A /dev/dm-N path is
+ * translated through /sys/block/dm-N/dm/name, so that device must exist.
+ *
+ * @param nameOrPath a name, `/dev/mapper/NAME` or `/dev/dm-N`
+ * @param argument the argument name to put in the error
+ * @returns the bare device-mapper name
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming `argument` for anything else
  */
 export function resolveDeviceName(nameOrPath: unknown, argument = 'name'): string {
   if (typeof nameOrPath !== 'string') throw invalidArgument(argument, 'a device-mapper name or /dev/mapper path', nameOrPath);

@@ -20,11 +20,29 @@ import type { DeviceSetOptions } from '../deviceset/options';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
 import { parseStorageOpt, type StorageOpt } from './storage-opt';
 
+/** Options of {@link Driver.create}. */
 export interface CreateOptions {
   /** Docker's storage options: only `size` ("20G"), at least the parent's size. */
   storageOpt?: StorageOpt;
 }
 
+/**
+ * Docker's devicemapper graph driver over a {@link DeviceSet}: layers are thin snapshots,
+ * get() mounts a layer at home/mnt/<id> and returns its rootfs/, with a reference count per
+ * layer so that nested gets share one mount. The counts start, after a restart, from what
+ * /proc/self/mountinfo shows, so nothing is mounted twice.
+ *
+ * @example
+ * ```ts
+ * const driver = await Driver.init('/var/lib/myapp/devicemapper', ['dm.basesize=20G']);
+ * await driver.create('image', '');
+ * await driver.create('c1', 'image', { storageOpt: { size: '40G' } });
+ * const rootfs = await driver.get('c1');   // /var/lib/myapp/devicemapper/mnt/c1/rootfs
+ * await driver.put('c1');
+ * await driver.remove('c1');
+ * await driver.cleanup();
+ * ```
+ */
 export class Driver {
   /** Mount reference counts by id; an id absent here has count 0. */
   private readonly refs = new Map<string, number>();
@@ -43,6 +61,16 @@ export class Driver {
    * Opens (creating when new) the DeviceSet rooted at home (0700) with the base device, and
    * creates home/mnt (0755). Options as DeviceSet.open takes them: Docker's 'dm.*' strings or
    * the typed object.
+   *
+   * @param home absolute path of the driver's home (the DeviceSet's root)
+   * @param options Docker's 'dm.key=value' strings or a {@link DeviceSetOptions} object
+   * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a relative home; everything
+   *   {@link DeviceSet.open} throws
+   *
+   * @example
+   * ```ts
+   * const driver = await Driver.init('/var/lib/myapp/devicemapper', ['dm.fs=xfs', 'dm.basesize=20G']);
+   * ```
    */
   static async init(home: string, options: string[] | DeviceSetOptions = []): Promise<Driver> {
     if (typeof home !== 'string' || !home.startsWith('/')) throw invalidArgument('home', 'an absolute path', home);
@@ -71,7 +99,23 @@ export class Driver {
     return checkDeviceHash(id, { devicePrefix: this.deviceSet.devicePrefix });
   }
 
-  /** Creates layer `id` as a snapshot of `parent` ('' or null: of the base device). */
+  /**
+   * Creates layer `id` as a snapshot of `parent` ('' or null: of the base device).
+   *
+   * @param id the new layer's id, a safe file and device name (`../x`, `.hidden`, `base`,
+   *   names too long for device-mapper are refused before anything is touched)
+   * @param parent the parent layer, or '' / null for the base device
+   * @param opts `storageOpt.size`: a size such as "20G", at least the parent's
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (id, parent, an unknown
+   *   storage option, a bad or too small size); EEXIST; ENOENT for an unknown parent; the
+   *   pool refusals of {@link DeviceSet.addDevice} (ERR_POOL_LOW_SPACE, ...)
+   *
+   * @example
+   * ```ts
+   * await driver.create('c1-init', 'image');
+   * await driver.create('c1', 'c1-init', { storageOpt: { size: '40G' } });
+   * ```
+   */
   async create(id: string, parent: string | null | undefined, opts: CreateOptions = {}): Promise<void> {
     this.checkOpen();
     this.checkId(id);
@@ -81,7 +125,11 @@ export class Driver {
     await this.deviceSet.addDevice(id, base, size === undefined ? {} : { size });
   }
 
-  /** The same as create for devicemapper: every layer is writable. */
+  /**
+   * The same as create for devicemapper: every layer is writable.
+   *
+   * @throws {@link DevmapperError} as {@link Driver.create}
+   */
   createReadWrite(id: string, parent: string | null | undefined, opts: CreateOptions = {}): Promise<void> {
     return this.create(id, parent, opts);
   }
@@ -90,6 +138,19 @@ export class Driver {
    * Mounts the layer at home/mnt/<id> on first use (later calls only count) and returns
    * home/mnt/<id>/rootfs, creating `rootfs/` (0755) and the `id` file (0600) on the device
    * when missing. A mount left by a process that died is taken over, not mounted again.
+   *
+   * @param id the layer
+   * @param mountLabel SELinux context for the mount, when wanted
+   * @returns home/mnt/<id>/rootfs
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT for a bad id; ENOENT for
+   *   an unknown layer; the errors of {@link DeviceSet.mountDevice} (nothing is left mounted)
+   *
+   * @example
+   * ```ts
+   * const rootfs = await driver.get('c1');
+   * await writeFile(join(rootfs, 'hello'), 'hi');
+   * await driver.put('c1');
+   * ```
    */
   async get(id: string, mountLabel?: string): Promise<string> {
     this.checkOpen();
@@ -138,6 +199,9 @@ export class Driver {
    * Drops one reference; the last one unmounts (MNT_DETACH), removes home/mnt/<id> and
    * deactivates the device. A put with no reference left does nothing, except that a mount
    * left by a process that died is released.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT for a bad id; EBUSY when
+   *   the device stays open after the unmount (the count is kept right either way)
    */
   async put(id: string): Promise<void> {
     this.checkOpen();
@@ -170,6 +234,10 @@ export class Driver {
    * Deletes the layer (Docker's Remove: deleteDevice without sync, so with deferred deletion a
    * busy device is marked deleted and retried) and removes home/mnt/<id> if left. A missing
    * id is a no-op; a mounted one is refused with EBUSY.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; EBUSY while mounted (put it first) or while
+   *   something else holds the device past the retry budget; the errors of
+   *   {@link DeviceSet.deleteDevice}
    */
   async remove(id: string): Promise<void> {
     this.checkOpen();
@@ -200,13 +268,22 @@ export class Driver {
     return this.deviceSet.hasDevice(id);
   }
 
-  /** Docker's status rows, in Docker's order and formatting. */
+  /**
+   * Docker's status rows, in Docker's order and formatting (see {@link statusRows}); the typed
+   * view is `driver.deviceSet.status()`.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED
+   */
   async status(): Promise<StatusRow[]> {
     this.checkOpen();
     return statusRows(await this.deviceSet.status());
   }
 
-  /** Docker's GetMetadata: { DeviceId, DeviceSize, DeviceName }, all strings. */
+  /**
+   * Docker's GetMetadata: { DeviceId, DeviceSize, DeviceName }, all strings.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ENOENT for an unknown or deleted layer
+   */
   async getMetadata(id: string): Promise<DriverMetadata> {
     this.checkOpen();
     const meta = this.deviceSet.getDeviceMetadata(id);
@@ -249,6 +326,7 @@ export class Driver {
     if (failure !== undefined) throw failure;
   }
 
+  /** {@link Driver.cleanup}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.cleanup();
   }

@@ -11,8 +11,11 @@ export type StatusRow = [key: string, value: string];
 
 /** Driver.getMetadata(): Docker's map[string]string, every value a string. */
 export interface DriverMetadata {
+  /** The thin device id, in decimal. */
   DeviceId: string;
+  /** The device's size in bytes, in decimal. */
   DeviceSize: string;
+  /** The device-mapper name, `docker-MAJ:MIN-INO-<id>`. */
   DeviceName: string;
 }
 

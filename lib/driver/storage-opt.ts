@@ -5,6 +5,7 @@ import { parseSize } from '../deviceset/units';
 /** What create() accepts: Docker's map (`{ size: '20G' }`, keys case-insensitive). */
 export type StorageOpt = Readonly<Record<string, string>>;
 
+/** What {@link parseStorageOpt} makes of a StorageOpt. */
 export interface ParsedStorageOpt {
   /** Bytes; undefined when not given (or 0, as Docker: the parent's size). */
   size?: number;
@@ -15,6 +16,15 @@ export interface ParsedStorageOpt {
  * other key is ERR_INVALID_ARGUMENT naming it (Docker: "Unknown option %s"); a size that is
  * not a whole number of 512-byte sectors is refused too. Whether the size is at least the
  * parent's is checked by the DeviceSet.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT with `argument` 'storageOpt' or
+ *   'storageOpt.KEY'
+ *
+ * @example
+ * ```ts
+ * parseStorageOpt({ size: '20G' });   // { size: 21474836480 }
+ * parseStorageOpt({ quota: '1G' });   // throws ERR_INVALID_ARGUMENT, argument 'storageOpt.quota'
+ * ```
  */
 export function parseStorageOpt(storageOpt: StorageOpt | null | undefined): ParsedStorageOpt {
   const out: ParsedStorageOpt = {};

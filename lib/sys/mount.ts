@@ -2,14 +2,21 @@
 import { invalidArgument } from '../errors';
 import { native } from '../native';
 
+/** A flag name of {@link mountFlags}: 'MS_RDONLY', 'MS_NOATIME', ..., 'MNT_DETACH', .... */
 export type MountFlagName = keyof ReturnType<typeof native>['mountFlags'];
 
-/** The MS_* and MNT_* constants of this platform. */
+/**
+ * The MS_* and MNT_* constants of this platform, from the addon's <sys/mount.h>.
+ *
+ * @throws {@link DevmapperError} ERR_ADDON_NOT_LOADED when the native addon is missing
+ */
 export function mountFlags(): Record<MountFlagName, number> {
   return native().mountFlags;
 }
 
+/** How {@link mount} mounts. */
 export interface MountOptions {
+  /** MS_RDONLY. */
   readOnly?: boolean;
   /** Extra MS_* flag names. */
   flags?: MountFlagName[];
@@ -22,6 +29,24 @@ function checkPath(v: unknown, name: string): string {
   return v;
 }
 
+/**
+ * mount(2), run on the libuv pool: no shell, no mount(8), no /etc/mtab. Needs
+ * CAP_SYS_ADMIN in the mount namespace.
+ *
+ * @param source the block device (e.g. /dev/mapper/NAME)
+ * @param target an existing directory
+ * @param fstype 'ext4', 'xfs', ...
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for relative paths, a bad type or a
+ *   flag name that is not MS_*; the errno of mount(2): EPERM without the privilege, EINVAL
+ *   for bad options, a device without that file system, or an xfs whose UUID is already
+ *   mounted (snapshots share it: pass `nouuid`), ENOENT for a missing source or target,
+ *   EBUSY when the device is held exclusively by someone else
+ *
+ * @example
+ * ```ts
+ * await sys.mount('/dev/mapper/myapp-snap', '/mnt/snap', 'xfs', { data: 'nouuid', flags: ['MS_NOATIME'] });
+ * ```
+ */
 export async function mount(source: string, target: string, fstype: string, opts: MountOptions = {}): Promise<void> {
   checkPath(source, 'source');
   checkPath(target, 'target');
@@ -35,12 +60,20 @@ export async function mount(source: string, target: string, fstype: string, opts
   await native().mount(source, target, fstype, flags, opts.data ?? '');
 }
 
+/** How {@link unmount} unmounts. */
 export interface UnmountOptions {
   /** MNT_DETACH: detach now, finish when the last user goes. */
   detach?: boolean;
+  /** MNT_FORCE (only some file systems honour it). */
   force?: boolean;
 }
 
+/**
+ * umount2(2) with UMOUNT_NOFOLLOW (a symlink at `target` is not followed).
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a relative path; EINVAL when
+ *   nothing is mounted there; EBUSY when it is in use (use `detach`); EPERM without the privilege
+ */
 export async function unmount(target: string, opts: UnmountOptions = {}): Promise<void> {
   checkPath(target, 'target');
   const f = mountFlags();
