@@ -21,7 +21,8 @@ import { CONTENDERS, type GuestResult, OPS } from './types';
 
 const ROOT = resolve(__dirname, '..');
 const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
-const RAW_BINARY = join(ROOT, 'build', 'bench', 'dm_raw_bench');
+/** Beside the compiled bench, not under build/: node-gyp rebuild empties build/. */
+const RAW_BINARY = join(ROOT, 'dist-bench', 'bin', 'dm_raw_bench');
 /** Each guest's result file, before they are combined (inside the tree: the guest's /tmp is its own). */
 const RUN_DIR = join(ROOT, '.cache', 'bench');
 
@@ -32,7 +33,7 @@ function say(line: string): void {
 /** cc $(pkg-config --cflags --libs devmapper), when the binary is missing or older than the source. */
 export function buildRaw(): void {
   if (existsSync(RAW_BINARY) && statSync(RAW_BINARY).mtimeMs >= statSync(RAW_SOURCE).mtimeMs) return;
-  mkdirSync(join(ROOT, 'build', 'bench'), { recursive: true });
+  mkdirSync(join(ROOT, 'dist-bench', 'bin'), { recursive: true });
   let flags: string[];
   try {
     flags = execFileSync('pkg-config', ['--cflags', '--libs', 'devmapper'], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
@@ -184,7 +185,7 @@ async function main(): Promise<number> {
   const files = writeReport(outDir, combined);
   process.stdout.write(renderMarkdown(combined));
   say(`wrote ${files.map((f) => relative(ROOT, f)).join(', ')}`);
-  say(`${mode} benchmark took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (!reportOnly) say(`${mode} benchmark took ${((Date.now() - started) / 1000).toFixed(0)} s`);
   return failed ? 1 : 0;
 }
 

@@ -30,7 +30,7 @@ import { summarize } from './stats';
 import type { GuestResult } from './types';
 
 export const REPO_ROOT = resolve(__dirname, '..');
-export const RAW_BINARY = join(REPO_ROOT, 'build', 'bench', 'dm_raw_bench');
+export const RAW_BINARY = join(REPO_ROOT, 'dist-bench', 'bin', 'dm_raw_bench');
 
 /** Thin devices are 10 GiB (a table size only: nothing is written). */
 const THIN_BYTES = 10 * 2 ** 30;

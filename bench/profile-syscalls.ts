@@ -20,7 +20,7 @@ import { RawClient } from './raw-client';
 import { formatNs } from './stats';
 
 const ROOT = resolve(__dirname, '..');
-const RAW = join(ROOT, 'build', 'bench', 'dm_raw_bench');
+const RAW = join(ROOT, 'dist-bench', 'bin', 'dm_raw_bench');
 const LOOP = join(__dirname, 'profile-loop.js');
 
 /** strace -c's table: syscall name -> calls. */

@@ -44,6 +44,14 @@ export class RawClient {
 
   private constructor(binary: string, pool: string, env: NodeJS.ProcessEnv) {
     this.child = spawn(binary, ['--serve', pool], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.on('error', (err) => {
+      // Cannot start (or lost) the program: every waiter sees the end of its output.
+      this.stderr += ` ${err.message}`;
+      this.closed = true;
+      for (const w of this.pending.splice(0)) w(null);
+    });
+    // A write to a program that has gone fails through its output's end, not here.
+    this.child.stdin.on('error', () => undefined);
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (d: string) => {
       this.stderr = (this.stderr + d).slice(-2000);

@@ -52,7 +52,7 @@
  * operation, {"op":..,"error":"..","errno":N,"index":I,"logs":[..]} (exit status 1 in the
  * one-batch form).
  *
- * Build: cc -O2 -pthread -o build/bench/dm_raw_bench bench/raw/dm_raw_bench.c $(pkg-config --cflags --libs devmapper)
+ * Build: cc -O2 -pthread -o dist-bench/bin/dm_raw_bench bench/raw/dm_raw_bench.c $(pkg-config --cflags --libs devmapper)
  */
 #define _GNU_SOURCE
 #include <errno.h>
