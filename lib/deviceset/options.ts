@@ -33,6 +33,7 @@ export const LIBRARY_DEFAULTS = Object.freeze({
   udevWaitTimeoutMs: 30_000,
   /** The budget of busy retries when deactivating a device, as dm.removeDevice's default. */
   removeRetryBudgetMs: 5_000,
+  /** Queue writes to a full pool, as Docker's pools did (the kernel's default). */
   errorIfNoSpace: false,
 });
 
