@@ -1,5 +1,7 @@
 /** The layer commands: create, mount, unmount, remove, list (the graph Driver's calls). */
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import { DevmapperError } from '../errors';
 import { unknownDevice } from '../deviceset/devices';
 import { mountedAt } from '../deviceset/mounts';
 import { parseSize } from '../deviceset/units';
@@ -71,11 +73,16 @@ export async function removeLayers(cmd: ParsedCommand, ctx: CommandContext): Pro
   const ids = cmd.args.ID as string[];
   const force = cmd.values.force === true;
   const removed = await ctx.withDriver(async (driver) => {
-    // All checked before any is removed: a typo in the list removes nothing.
+    // All checked before any is removed: a typo or a mounted layer in the list removes nothing.
     const present: string[] = [];
     for (const id of ids) {
       if (await driver.exists(id)) present.push(id);
       else if (!force) throw unknownDevice(id);
+    }
+    for (const id of present) {
+      const mp = join(driver.home, 'mnt', id);
+      if (await mountedAt(mp))
+        throw new DevmapperError(`${id} is mounted at ${mp}: devmapper unmount ${id} first`, { code: 'EBUSY', errno: osConstants.errno.EBUSY, device: id });
     }
     const done: string[] = [];
     try {

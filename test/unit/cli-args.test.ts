@@ -1,4 +1,6 @@
 /** The devmapper command line: parsing, and the one-line exit-2 message for every mistake. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEFAULT_ROOT, parseCommandLine } from '../../lib/cli/args';
 import { COMMANDS, runCli } from '../../lib/cli/main';
 import { DevmapperError, ErrorCodes } from '../../lib/errors';
@@ -154,6 +156,7 @@ describe('devmapper command line: parsing', () => {
   test('--version prints the package version', async () => {
     const r = await run(['--version']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`${require('../../package.json').version}\n`);
+    const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    expect(r.stdout).toBe(`${pkg.version}\n`);
   });
 });
