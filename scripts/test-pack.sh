@@ -7,6 +7,7 @@
 #   - installing it into an empty project builds the addon, and require('devmapper') and
 #     `import { dm } from 'devmapper'` both work and reach the addon (dm.getLibraryVersion(),
 #     which needs no device-mapper kernel); the ES module sees every name the CommonJS one has;
+#   - the bin: `npx devmapper --help` and `--version` run from the project, a usage error exits 2;
 #   - a TypeScript file importing { dm, DevmapperError } type-checks against the installed
 #     declarations (strict, declarations checked too), and a wrong call does not;
 #   - without libdevmapper's development files the install fails with the message of
@@ -51,7 +52,7 @@ for (const f of files) {
   const m = /^dist\/(.+)\.(js|d\.ts)$/.exec(f);
   if (m && !fs.existsSync(`lib/${m[1]}.ts`)) problems.push(`no lib/${m[1]}.ts for ${f}`);
 }
-const required = ['dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/sandbox/cli.js', 'binding.gyp', 'scripts/pkg-config-devmapper.sh'];
+const required = ['dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/sandbox/cli.js', 'dist/cli/main.js', 'binding.gyp', 'scripts/pkg-config-devmapper.sh'];
 for (const f of fs.readdirSync('src-native')) required.push(`src-native/${f}`);
 for (const f of required) if (!files.includes(f)) problems.push(`missing: ${f}`);
 if (problems.length) {
@@ -96,6 +97,20 @@ assert.deepEqual(missing, [], `names the ES module does not see: ${missing.join(
 console.log(`test-pack: import { dm } from 'devmapper': ok; named exports: ${Object.keys(ns).filter((k) => k !== 'default' && k !== '__esModule').join(', ')}`);
 EOF
 (cd "$app" && node check.cjs && node check.mjs) || fail "loading the installed package"
+
+# --- the command-line tool (package.json "bin") ---------------------------------------------
+log "npx devmapper --help in the project (the bin link, its shebang and file mode)"
+[ -x "$app/node_modules/.bin/devmapper" ] || fail "no executable node_modules/.bin/devmapper after install"
+help_text=$(cd "$app" && npx --no-install devmapper --help) || fail "npx devmapper --help"
+grep -q '^Usage: devmapper ' <<<"$help_text" || fail "npx devmapper --help printed no usage: $help_text"
+grep -q 'devmapper sandbox -- devmapper' <<<"$help_text" || fail "npx devmapper --help does not point at the sandbox"
+version=$(cd "$app" && ./node_modules/.bin/devmapper --version) || fail "node_modules/.bin/devmapper --version"
+[ "$version" = "$(node -p "require('$repo/package.json').version")" ] || fail "devmapper --version printed '$version'"
+rc=0
+(cd "$app" && npx --no-install devmapper create) 2>"$work/usage.err" || rc=$?
+[ "$rc" = 2 ] || fail "devmapper create without ID exited $rc, not 2"
+grep -qx 'devmapper: create: missing ID (ERR_INVALID_ARGUMENT)' "$work/usage.err" || fail "unexpected usage message: $(cat "$work/usage.err")"
+log "devmapper --help, --version ($version) and a usage error (exit 2) work from the installed bin"
 
 # --- types -----------------------------------------------------------------------------------
 cat >"$app/check.ts" <<'EOF'

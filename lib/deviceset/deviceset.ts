@@ -447,11 +447,23 @@ export class DeviceSet {
    * Every step is tried; the first failure is thrown at the end.
    */
   shutdown(): Promise<void> {
-    this.shutdownPromise ??= this.doShutdown();
+    this.shutdownPromise ??= this.doShutdown(false);
     return this.shutdownPromise;
   }
 
-  private async doShutdown(): Promise<void> {
+  /**
+   * Closes this handle but leaves what is mounted mounted, for a later process to take over
+   * (a command-line tool between invocations; Driver.get/put adopt such mounts). Devices it
+   * activated and did not mount are deactivated and the metadata saved; the pool, when ours,
+   * is deactivated only when no thin device holds it open. Shares shutdown's promise: the
+   * first of the two called decides.
+   */
+  release(): Promise<void> {
+    this.shutdownPromise ??= this.doShutdown(true);
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(keepMounts: boolean): Promise<void> {
     const s = this.s;
     s.closed = true;
     if (this.deletionTimer) clearTimeout(this.deletionTimer);
@@ -464,12 +476,19 @@ export class DeviceSet {
         failure ??= err;
       }
     };
-    for (const [hash, path] of [...s.mounts]) await attempt(() => s.locks.run(deviceLock(hash), () => unmountDevice(s, hash, path)));
-    for (const hash of [...s.activated]) await attempt(() => s.locks.run(deviceLock(hash), () => deactivate(s, hash, { deferred: false })));
+    if (!keepMounts)
+      for (const [hash, path] of [...s.mounts]) await attempt(() => s.locks.run(deviceLock(hash), () => unmountDevice(s, hash, path)));
+    for (const hash of [...s.activated]) {
+      if (keepMounts && s.mounts.has(hash)) continue;
+      await attempt(() => s.locks.run(deviceLock(hash), () => deactivate(s, hash, { deferred: false })));
+    }
     await attempt(() => s.store.writeDeviceSet({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId }));
     if (s.pool.owned) {
       await attempt(async () => {
-        if (await dm.getInfo(s.pool.name)) await dm.removeDevice(s.pool.name, { retryBudgetMs: s.options.removeRetryBudgetMs });
+        const info = await dm.getInfo(s.pool.name);
+        // Released with thin devices still mapped (mounted by us or an earlier process): they need the pool.
+        if (info && keepMounts && info.openCount > 0) return;
+        if (info) await dm.removeDevice(s.pool.name, { retryBudgetMs: s.options.removeRetryBudgetMs });
       });
     }
     if (failure !== undefined) throw failure;

@@ -305,6 +305,21 @@ export class Driver {
     return this.cleanupPromise;
   }
 
+  /**
+   * Closes the Driver but leaves every mounted layer mounted for a later process (a
+   * command-line tool between invocations): a later Driver's get counts such a mount as its
+   * own and its put unmounts it. The DeviceSet is released (DeviceSet.release): its pool stays
+   * active while a layer is mounted. Shares cleanup's promise: the first of the two decides.
+   */
+  release(): Promise<void> {
+    this.cleanupPromise ??= (async () => {
+      this.closed = true;
+      this.refs.clear();
+      await this.deviceSet.release();
+    })();
+    return this.cleanupPromise;
+  }
+
   private async doCleanup(): Promise<void> {
     this.closed = true;
     let failure: unknown;

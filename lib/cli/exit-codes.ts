@@ -1,0 +1,100 @@
+/**
+ * The exit status of `devmapper`, one per class of failure, so a script can tell "no such
+ * layer" from "busy" from "this kernel cannot do it" without reading the message.
+ */
+import { constants as osConstants } from 'node:os';
+import { DevmapperError, ErrorCodes } from '../errors';
+
+export const ExitCode = {
+  OK: 0,
+  /** A failure with no class of its own (a bug, or an unforeseen system error). */
+  UNEXPECTED: 1,
+  /** Bad command line, option or argument (also a dm.* option the library refused). */
+  USAGE: 2,
+  /** No such layer, device or pool. */
+  NOT_FOUND: 3,
+  /** In use: mounted, held open (EBUSY). */
+  BUSY: 4,
+  /** The pool refuses new data: read-only, out of space, below dm.min_free_space, failed. */
+  POOL_SPACE: 5,
+  /** Not root, or the system refused (EPERM, EACCES). */
+  PERMISSION: 6,
+  /** The running kernel has no device-mapper driver: use `devmapper sandbox -- ...`. */
+  NO_DEVICE_MAPPER: 7,
+  /** The native addon or libdevmapper could not be loaded. */
+  ADDON: 8,
+  /** The layer already exists (EEXIST). */
+  EXISTS: 9,
+  /** The root and the pool disagree (transaction id, base device, metadata file): needs a person. */
+  INCONSISTENT: 10,
+  /** A bounded wait or retry ran out (ETIMEDOUT), or the command was interrupted. */
+  TIMEOUT: 11,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The project's error code for a kernel without the device-mapper driver (set by the CLI's check). */
+export const NO_DEVICE_MAPPER_CODE = 'ERR_NO_DEVICE_MAPPER';
+
+/** For `devmapper --help`: the status, and what it means. */
+export const EXIT_CODE_HELP: ReadonlyArray<[ExitCodeValue, string]> = [
+  [ExitCode.OK, 'success'],
+  [ExitCode.UNEXPECTED, 'unexpected failure'],
+  [ExitCode.USAGE, 'bad command line, option or argument'],
+  [ExitCode.NOT_FOUND, 'no such layer, device or pool'],
+  [ExitCode.BUSY, 'busy: mounted or held open'],
+  [ExitCode.POOL_SPACE, 'pool not writable: read-only, full, below dm.min_free_space or failed'],
+  [ExitCode.PERMISSION, 'not root, or permission denied'],
+  [ExitCode.NO_DEVICE_MAPPER, 'the kernel has no device-mapper (try devmapper sandbox -- ...)'],
+  [ExitCode.ADDON, 'the native addon or libdevmapper cannot be loaded'],
+  [ExitCode.EXISTS, 'the layer already exists'],
+  [ExitCode.INCONSISTENT, 'root and pool disagree (transaction id, base device, metadata)'],
+  [ExitCode.TIMEOUT, 'a bounded wait ran out, or interrupted'],
+];
+
+const BY_CODE: Readonly<Record<string, ExitCodeValue>> = {
+  [ErrorCodes.INVALID_ARGUMENT]: ExitCode.USAGE,
+  [ErrorCodes.NOT_SUPPORTED]: ExitCode.USAGE,
+  [ErrorCodes.UDEV_SYNC_UNSUPPORTED]: ExitCode.USAGE,
+  EINVAL: ExitCode.USAGE,
+  ENOENT: ExitCode.NOT_FOUND,
+  ENXIO: ExitCode.NOT_FOUND,
+  ENODEV: ExitCode.NOT_FOUND,
+  ENODATA: ExitCode.NOT_FOUND,
+  EBUSY: ExitCode.BUSY,
+  [ErrorCodes.POOL_NOT_WRITABLE]: ExitCode.POOL_SPACE,
+  [ErrorCodes.POOL_LOW_SPACE]: ExitCode.POOL_SPACE,
+  [ErrorCodes.POOL_FAILED]: ExitCode.POOL_SPACE,
+  [ErrorCodes.NO_FREE_DEVICE_ID]: ExitCode.POOL_SPACE,
+  ENOSPC: ExitCode.POOL_SPACE,
+  EROFS: ExitCode.POOL_SPACE,
+  EPERM: ExitCode.PERMISSION,
+  EACCES: ExitCode.PERMISSION,
+  [NO_DEVICE_MAPPER_CODE]: ExitCode.NO_DEVICE_MAPPER,
+  [ErrorCodes.ADDON]: ExitCode.ADDON,
+  EEXIST: ExitCode.EXISTS,
+  [ErrorCodes.TRANSACTION_MISMATCH]: ExitCode.INCONSISTENT,
+  [ErrorCodes.POOL_NOT_ADOPTABLE]: ExitCode.INCONSISTENT,
+  [ErrorCodes.BASE_DEVICE_CHANGED]: ExitCode.INCONSISTENT,
+  [ErrorCodes.METADATA_CORRUPT]: ExitCode.INCONSISTENT,
+  [ErrorCodes.TIMEOUT]: ExitCode.TIMEOUT,
+  [ErrorCodes.ABORTED]: ExitCode.TIMEOUT,
+};
+
+/** The error's string code: DevmapperError's, a Node system error's ('ENOENT'), or undefined. */
+export function errorCode(err: unknown): string | undefined {
+  if (err instanceof DevmapperError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return code;
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  if (typeof errno === 'number') {
+    const name = Object.entries(osConstants.errno).find(([, n]) => n === Math.abs(errno))?.[0];
+    return name;
+  }
+  return undefined;
+}
+
+/** The exit status for a failure. */
+export function exitCodeFor(err: unknown): ExitCodeValue {
+  const code = errorCode(err);
+  return (code !== undefined ? BY_CODE[code] : undefined) ?? ExitCode.UNEXPECTED;
+}
