@@ -33,6 +33,8 @@ export const LIBRARY_DEFAULTS = Object.freeze({
   udevWaitTimeoutMs: 30_000,
   /** The budget of busy retries when deactivating a device, as dm.removeDevice's default. */
   removeRetryBudgetMs: 5_000,
+  /** The pool table's low-water mark in data blocks: Docker's thin-pool tables carried 32768. */
+  lowWaterMarkBlocks: 32768,
 });
 
 /** libdm's log levels (lvm2 lib/log/log.h), the range Docker's dm.libdm_log_level allowed. */
@@ -89,6 +91,12 @@ export interface DeviceSetOptions {
   deferredDeletionRetryMs?: number;
   /** Ours: how long to keep retrying a busy device's removal, in ms. Default 5000. */
   removeRetryBudgetMs?: number;
+  /**
+   * Ours: the pool's low-water mark, in data blocks: the kernel raises an event (a
+   * 'low-water' pool event) when free data blocks fall to it. Used when this DeviceSet
+   * creates or grows its pool. Default 32768, Docker's.
+   */
+  lowWaterMarkBlocks?: number;
   /** dm.directlvm_device: not supported (direct-lvm setup). */
   directLvmDevice?: never;
   /** dm.directlvm_device_force: not supported (direct-lvm setup). */
@@ -153,6 +161,8 @@ export interface ResolvedOptions {
   readonly deferredDeletionRetryMs: number;
   /** Ours: budget of busy retries when deactivating a device, in ms. */
   readonly removeRetryBudgetMs: number;
+  /** Ours: the pool table's low-water mark in data blocks. */
+  readonly lowWaterMarkBlocks: number;
   /** The Docker keys ('dm.basesize', ...) that were set explicitly, whichever form was used; our own options by their camelCase names. */
   readonly explicitKeys: readonly string[];
 }
@@ -179,6 +189,7 @@ interface Draft {
   udevWaitTimeoutMs: number;
   deferredDeletionRetryMs: number;
   removeRetryBudgetMs: number;
+  lowWaterMarkBlocks: number;
 }
 
 /** How one key reads its value: `text` from a 'dm.key=value' string, `typed` from the object. */
@@ -326,6 +337,11 @@ const KEYS: readonly KeySpec[] = [
     camel: 'removeRetryBudgetMs',
     typed: (d, v, a) => (d.removeRetryBudgetMs = integerIn(v, 0, MAX_TIMER_MS, a, `a budget in ms from 0 to ${MAX_TIMER_MS}`)),
   },
+  {
+    docker: null,
+    camel: 'lowWaterMarkBlocks',
+    typed: (d, v, a) => (d.lowWaterMarkBlocks = integerIn(v, 0, Number.MAX_SAFE_INTEGER, a, 'a number of data blocks, 0 or more')),
+  },
 ];
 
 const BY_DOCKER_KEY = new Map(KEYS.filter((k) => k.docker !== null).map((k) => [k.docker as string, k]));
@@ -365,6 +381,7 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     udevWaitTimeoutMs: LIBRARY_DEFAULTS.udevWaitTimeoutMs,
     deferredDeletionRetryMs: DOCKER_DEFAULTS.deferredDeletionRetryMs,
     removeRetryBudgetMs: LIBRARY_DEFAULTS.removeRetryBudgetMs,
+    lowWaterMarkBlocks: LIBRARY_DEFAULTS.lowWaterMarkBlocks,
   };
   const explicit = new Set<string>();
 
@@ -428,6 +445,7 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     udevWaitTimeoutMs: d.udevWaitTimeoutMs,
     deferredDeletionRetryMs: d.deferredDeletionRetryMs,
     removeRetryBudgetMs: d.removeRetryBudgetMs,
+    lowWaterMarkBlocks: d.lowWaterMarkBlocks,
     explicitKeys: Object.freeze([...explicit]),
   });
 }

@@ -25,6 +25,8 @@ export interface PoolHandle {
   dataDevice?: string;
   metadataDevice?: string;
   blockSizeSectors: number;
+  /** The low-water mark (data blocks) written into the table when we create or reload it. */
+  lowWaterMarkBlocks: number;
   /** The pool was created by this open (not found already active). */
   createdNow: boolean;
 }
@@ -38,6 +40,7 @@ export interface PoolSetupOptions {
   loopDataSizeBytes: number;
   loopMetadataSizeBytes: number;
   blockSizeSectors: number;
+  lowWaterMarkBlocks: number;
   /** No metadata exists yet for this root: a raw metadata device is zeroed at its start. */
   fresh: boolean;
 }
@@ -96,7 +99,7 @@ async function checkIsThinPool(name: string): Promise<number> {
 export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
   if (o.thinPoolDevice) {
     const blockSizeSectors = await checkIsThinPool(o.thinPoolDevice);
-    return { kind: 'external', name: o.thinPoolDevice, owned: false, blockSizeSectors, createdNow: false };
+    return { kind: 'external', name: o.thinPoolDevice, owned: false, blockSizeSectors, lowWaterMarkBlocks: o.lowWaterMarkBlocks, createdNow: false };
   }
 
   const existing = await dm.getInfo(o.poolName);
@@ -121,6 +124,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
       dataDevice: o.dataDevice,
       metadataDevice: o.metadataDevice,
       blockSizeSectors: o.blockSizeSectors,
+      lowWaterMarkBlocks: o.lowWaterMarkBlocks,
       createdNow: false,
     };
     if (existing) {
@@ -128,7 +132,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
       return handle;
     }
     if (o.fresh) await zeroMetadataHeader(o.metadataDevice);
-    await dm.createPool(o.poolName, o.dataDevice, o.metadataDevice, { blockSizeSectors: o.blockSizeSectors });
+    await dm.createPool(o.poolName, o.dataDevice, o.metadataDevice, { blockSizeSectors: o.blockSizeSectors, lowWaterMark: o.lowWaterMarkBlocks });
     handle.createdNow = true;
     return handle;
   }
@@ -146,6 +150,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
     dataFile,
     metadataFile,
     blockSizeSectors: o.blockSizeSectors,
+    lowWaterMarkBlocks: o.lowWaterMarkBlocks,
     createdNow: false,
   };
   if (existing) {
@@ -157,7 +162,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
   const data = await loopFor(dataFile);
   const meta = await loopFor(metadataFile);
   try {
-    await dm.createPool(o.poolName, data.path, meta.path, { blockSizeSectors: o.blockSizeSectors });
+    await dm.createPool(o.poolName, data.path, meta.path, { blockSizeSectors: o.blockSizeSectors, lowWaterMark: o.lowWaterMarkBlocks });
   } finally {
     // From here the pool's table holds the loop devices; with autoclear they go with it.
     data.release();
@@ -195,5 +200,8 @@ export async function growPool(pool: PoolHandle, bytes: number | null): Promise<
     await sys.setLoopCapacity(pool.dataDevice);
   }
   if (!pool.dataDevice || !pool.metadataDevice) throw new DevmapperError('unknown pool devices', { code: 'ENODEV', device: pool.name });
-  await dm.reloadPool(pool.name, pool.dataDevice, pool.metadataDevice, { blockSizeSectors: pool.blockSizeSectors });
+  await dm.reloadPool(pool.name, pool.dataDevice, pool.metadataDevice, {
+    blockSizeSectors: pool.blockSizeSectors,
+    lowWaterMark: pool.lowWaterMarkBlocks,
+  });
 }

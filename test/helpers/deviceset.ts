@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeviceSet } from '../../lib/deviceset';
+import { DeviceSet, type DeviceSetOptions } from '../../lib/deviceset';
 import { kernelEnv } from './kernel-env';
 import { SCRATCH_ROOT, uniquePrefix } from './names';
 
@@ -25,7 +25,7 @@ export async function newRoot(): Promise<string> {
 
 export async function withDeviceSet<T>(
   fn: (ds: DeviceSet, root: string) => Promise<T>,
-  opts: { options?: string[]; root?: string } = {},
+  opts: { options?: string[] | DeviceSetOptions; root?: string } = {},
 ): Promise<T> {
   const root = opts.root ?? (await newRoot());
   const ds = await DeviceSet.open(root, { doInit: true, options: opts.options ?? testOptions() });

@@ -46,6 +46,7 @@ describe('resolveOptions: defaults', () => {
       udevWaitTimeoutMs: 30000,
       deferredDeletionRetryMs: 30000,
       removeRetryBudgetMs: 5000,
+      lowWaterMarkBlocks: 32768,
       explicitKeys: [],
     });
     expect(resolveOptions()).toEqual(o);
@@ -266,6 +267,7 @@ describe('resolveOptions: the typed object', () => {
       udevWaitTimeoutMs: 1000,
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
+      lowWaterMarkBlocks: 1024,
     });
     expect(o).toMatchObject({
       baseSizeBytes: 512 * 1024 ** 2,
@@ -288,6 +290,7 @@ describe('resolveOptions: the typed object', () => {
       udevWaitTimeoutMs: 1000,
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
+      lowWaterMarkBlocks: 1024,
     });
     expect(o.explicitKeys).toContain('dm.basesize');
     expect(o.explicitKeys).toContain('udevWaitTimeoutMs');
@@ -319,6 +322,8 @@ describe('resolveOptions: the typed object', () => {
     [{ udevWaitTimeoutMs: 0 }, 'udevWaitTimeoutMs'],
     [{ deferredDeletionRetryMs: 2 ** 31 }, 'deferredDeletionRetryMs'],
     [{ removeRetryBudgetMs: -5 }, 'removeRetryBudgetMs'],
+    [{ lowWaterMarkBlocks: -1 }, 'lowWaterMarkBlocks'],
+    [{ lowWaterMarkBlocks: 1.5 }, 'lowWaterMarkBlocks'],
     [{ dataDev: 'relative' }, 'dataDev'],
     [{ basesize: '1G' } as unknown as DeviceSetOptions, 'basesize'],
   ])('%j is refused naming %s', (options, argument) => {
