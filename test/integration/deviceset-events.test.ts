@@ -4,8 +4,10 @@
  * reloaded read-only reports read-only and writable. The watch is a native thread that
  * wakes only on dm events (none while idle), and it leaves no thread or fd behind.
  */
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { dm, type DeviceSet, type PoolEvent, type PoolEventType } from '../../lib';
 import { kernelEnv, describeKernel } from '../helpers/kernel-env';
 import { testOptions, withDeviceSet } from '../helpers/deviceset';
@@ -142,16 +144,20 @@ describeKernel(`DeviceSet pool events (udev ${kernelEnv().udev})`, () => {
           expect(full.status).toMatchObject({ state: 'ok', mode: 'out_of_data_space' });
           expect(events.types().filter((t) => t === 'low-water')).toHaveLength(1);
 
+          // Both reports came from dm events on the pool, read apart.
+          const beforeResize = ds.poolEventStats();
+          expect(beforeResize.deviceEvents).toBeGreaterThanOrEqual(2);
+          expect(beforeResize.wakeups).toBeGreaterThanOrEqual(beforeResize.deviceEvents);
+
           // Growing the pool makes it writable again; resizePool resolves after the event.
           await ds.resizePool(256 * MiB);
           const writable = await events.waitFor('writable', 0);
           expect(writable.status).toMatchObject({ state: 'ok', mode: 'rw', dataTotalBlocks: 4096 });
+          // The kernel signals the change of mode too (resizePool's own read may have been first).
+          const deadline = Date.now() + EVENT_BOUND_MS;
+          while (ds.poolEventStats().deviceEvents === beforeResize.deviceEvents && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          expect(ds.poolEventStats().deviceEvents).toBeGreaterThan(beforeResize.deviceEvents);
           expect(events.types()).toEqual(['low-water', 'out-of-data-space', 'writable']);
-
-          const stats = ds.poolEventStats();
-          // Each report came from a dm event on the pool.
-          expect(stats.deviceEvents).toBeGreaterThanOrEqual(3);
-          expect(stats.wakeups).toBeGreaterThanOrEqual(stats.deviceEvents);
         } finally {
           await events.stop();
           await fh?.close();
@@ -232,6 +238,35 @@ describeKernel(`DeviceSet pool events (udev ${kernelEnv().udev})`, () => {
       ac.abort();
       await expect(pending).rejects.toMatchObject({ code: 'ABORT_ERR' });
       expect(ds.poolEventStats().watching).toBe(false);
+    });
+  });
+
+  test('an open watch keeps no process alive: a child with one open in its main thread and in a worker exits by itself', async () => {
+    await withDeviceSet(async (ds) => {
+      const dist = join(__dirname, '..', '..', 'dist');
+      const script = `
+        const { Worker } = require('node:worker_threads');
+        const { dm } = require(${JSON.stringify(dist)});
+        const pool = ${JSON.stringify(ds.poolName)};
+        const w = dm.watchDeviceEvents(pool, { onEvent() {} });
+        const worker = new Worker(
+          'const { dm } = require(' + JSON.stringify(${JSON.stringify(dist)}) + ');' +
+          'const w = dm.watchDeviceEvents(' + JSON.stringify(pool) + ', { onEvent() {} });' +
+          'require("node:worker_threads").parentPort.postMessage(w.active);',
+          { eval: true },
+        );
+        worker.on('message', (active) => console.log('worker watching', active));
+        worker.on('exit', (code) => console.log('worker exit', code, 'main watching', w.active));
+      `;
+      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, ['-e', script], { timeout: 90_000 }, (err, out, errOut) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout: out, stderr: errOut }),
+        ),
+      );
+      // Killed at the timeout (code null) if the watches had kept it alive.
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      expect(stdout.trim().split('\n')).toEqual(['worker watching true', 'worker exit 0 main watching true']);
     });
   });
 });
