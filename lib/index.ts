@@ -4,7 +4,8 @@
  * `dm` is the low-level layer (Docker's pkg/devicemapper operations); `sys` holds loop
  * devices, block device calls and mount(2). {@link DeviceSet} and {@link Driver} are
  * Docker's devicemapper DeviceSet and graph driver. Every failure is a {@link DevmapperError}.
- * Privileges, udev, threads and troubleshooting: docs/guide.md.
+ * Privileges, udev, threads and troubleshooting: docs/guide.md. `CHANNELS` names the
+ * diagnostics channels the library logs on.
  *
  * @packageDocumentation
  */
@@ -19,4 +20,5 @@ export * as dm from './dm';
 export * as sys from './sys';
 export * from './deviceset';
 export * from './driver';
+export * from './log';
 export { DevmapperError, ErrorCodes, errnoName, type DevmapperErrorOptions, type LibdmLogLine } from './errors';

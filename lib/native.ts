@@ -96,12 +96,31 @@ export interface NativeLoopEntry {
   backingFile: string;
 }
 
+/**
+ * A watcher thread of one device's device-mapper events (src-native/event_watcher.cc).
+ * The callback gets (null, eventNr) when the device's event counter moved, or (error, null)
+ * once when the watch failed and its thread ended.
+ */
+export interface NativeEventWatcher {
+  /** Stops and joins the thread, closes its files. Idempotent; no callback runs after it. */
+  close(): void;
+  readonly eventNr: number;
+  /** Times the thread woke from poll(): any device-mapper event in the system. */
+  readonly wakeups: number;
+  /** Wake-ups at which this device's event counter had moved (one callback each). */
+  readonly deviceEvents: number;
+  readonly active: boolean;
+}
+
+export type NativeEventCallback = (err: DevmapperError | null, eventNr: number | null) => void;
+
 export interface NativeAddon {
   setErrorClass(cls: typeof DevmapperError): void;
   setLogLevel(level: number): void;
   getLogLevel(): number;
   runTask(spec: NativeTaskSpec): Promise<NativeTaskResult>;
   runTaskSync(spec: NativeTaskSpec): NativeTaskResult;
+  EventWatcher: new (name: string, callback: NativeEventCallback) => NativeEventWatcher;
   libraryVersion(): string;
   udevSyncSupported(): boolean;
   cookieSupported(): boolean;

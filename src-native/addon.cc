@@ -4,6 +4,7 @@
 
 #include "addon_data.h"
 #include "dm_task.h"
+#include "event_watcher.h"
 #include "libdm_lock.h"
 #include "sys_ops.h"
 
@@ -89,6 +90,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getLogLevel", Napi::Function::New(env, GetLogLevel, "getLogLevel"));
   exports.Set("runTask", Napi::Function::New(env, RunTaskJs, "runTask"));
   exports.Set("runTaskSync", Napi::Function::New(env, RunTaskSyncJs, "runTaskSync"));
+  exports.Set("EventWatcher", EventWatcher::Define(env));
   exports.Set("libraryVersion", Napi::Function::New(env, LibraryVersion, "libraryVersion"));
   exports.Set("udevSyncSupported",
               Napi::Function::New(env, UdevSyncSupported, "udevSyncSupported"));

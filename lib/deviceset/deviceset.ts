@@ -3,11 +3,13 @@
  * system, and thin snapshots of it (or of each other) named by hash, with Docker's on-disk
  * metadata under root/metadata and Docker's device names.
  */
+import { EventEmitter } from 'node:events';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { KeyedLock } from '../dm/keyed-lock';
 import { native } from '../native';
+import { EventQueue } from '../util/event-queue';
 import { BASE_HASH, setupBaseImage } from './base-image';
 import {
   activateIfNeeded,
@@ -21,6 +23,7 @@ import {
   unknownDevice,
   withPoolLock,
 } from './devices';
+import { publishStep, tracedStep, type StepContext } from './diagnostics';
 import { defaultFilesystem, growFilesystem, type FilesystemType } from './filesystem';
 import { checkDeviceHash, devicePrefixFromStat, poolName as poolNameOf } from './hash';
 import { DeviceIdAllocator } from './id-allocator';
@@ -28,6 +31,8 @@ import { MetadataStore, type DeviceMetadata } from './metadata-store';
 import { mountDevice, unmountDevice } from './mounts';
 import { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
 import { growPool, setupPool } from './pool';
+import { PoolEventMonitor, type PoolEventStats } from './pool-events';
+import type { PoolEvent } from './pool-transitions';
 import { deviceLock, type DeviceSetState } from './state';
 import { deviceSetStatus, deviceStatus, type DeviceSetStatus, type DeviceStatus } from './status';
 import { TransactionLog } from './transactions';
@@ -54,6 +59,17 @@ export interface DeleteDeviceOptions {
   signal?: AbortSignal;
 }
 
+export interface PoolEventsOptions {
+  /** Ends the iteration: the pending read rejects with ABORT_ERR. */
+  signal?: AbortSignal;
+}
+
+/** The events a DeviceSet emits. */
+export interface DeviceSetEvents {
+  /** The pool crossed its low-water mark, filled up, went read-only, failed, needs a check, or is writable again. */
+  'pool-event': [PoolEvent];
+}
+
 /**
  * Docker's devicemapper DeviceSet: one thin pool, a base device with a file system, and thin
  * snapshots named by hash, with Docker's on-disk metadata and device names so a root written
@@ -66,6 +82,10 @@ export interface DeleteDeviceOptions {
  *
  * Needs root: device-mapper ioctls, loop devices and mount(2) (see docs/guide.md).
  *
+ * Pool events: `events()` is the primary API, an async iterator that ends at shutdown;
+ * 'pool-event' listeners get the same events. Either starts the watch (a native thread
+ * waiting for the pool's device-mapper events) and the last one gone stops it.
+ *
  * @example
  * ```ts
  * await using ds = await DeviceSet.open('/var/lib/myapp/devicemapper', { options: ['dm.basesize=20G'] });
@@ -76,11 +96,74 @@ export interface DeleteDeviceOptions {
  * await ds.deleteDevice('c1', { sync: true });
  * ```
  */
-export class DeviceSet {
+export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   private deletionTimer: NodeJS.Timeout | null = null;
   private shutdownPromise: Promise<void> | null = null;
+  private readonly poolEvents: PoolEventMonitor;
+  private readonly eventQueues = new Set<EventQueue<PoolEvent>>();
 
-  private constructor(private readonly s: DeviceSetState) {}
+  private constructor(private readonly s: DeviceSetState) {
+    super();
+    this.poolEvents = new PoolEventMonitor(s.pool.name, {
+      event: (e) => {
+        publishStep({ ...this.stepContext('pool-event'), detail: { type: e.type, eventNr: this.poolEvents.stats().eventNr } }, true);
+        try {
+          this.emit('pool-event', e);
+        } catch (err) {
+          // A throwing listener is the application's bug, as with any emitter: uncaught.
+          process.nextTick(() => {
+            throw err;
+          });
+        }
+      },
+      readFailed: (err) => publishStep(this.stepContext('pool-event'), false, err),
+      watchFailed: (err) => {
+        publishStep({ ...this.stepContext('pool-watch'), detail: { watching: false } }, false, err);
+        for (const q of [...this.eventQueues]) q.fail(err);
+      },
+    });
+    this.installWatchHooks();
+  }
+
+  /** The watch follows the 'pool-event' listeners, through the emitter's own events. */
+  private installWatchHooks(): void {
+    const emitter = this as EventEmitter;
+    emitter.on('newListener', (name: string | symbol) => {
+      if (name === 'pool-event' && !this.s.closed && !this.poolEvents.watching) {
+        this.poolEvents.start();
+        publishStep({ ...this.stepContext('pool-watch'), detail: { watching: true } }, true);
+      }
+    });
+    emitter.on('removeListener', (name: string | symbol) => {
+      if (name === 'pool-event' && this.listenerCount('pool-event') === 0) this.stopPoolWatch();
+    });
+  }
+
+  /**
+   * As EventEmitter's, but the DeviceSet's own hooks stay; iterators from events() end when
+   * the 'pool-event' listeners go.
+   */
+  override removeAllListeners(eventName?: Parameters<EventEmitter<DeviceSetEvents>['removeAllListeners']>[0]): this {
+    super.removeAllListeners(eventName);
+    if (eventName === undefined || eventName === 'pool-event') for (const q of [...this.eventQueues]) q.end();
+    if (eventName === undefined) {
+      this.installWatchHooks();
+      this.stopPoolWatch();
+    }
+    return this;
+  }
+
+  private stepContext(step: StepContext['step'], hash?: string): StepContext {
+    const ctx: StepContext = { step, root: this.s.root, poolName: this.s.pool.name };
+    if (hash !== undefined) ctx.hash = hash;
+    return ctx;
+  }
+
+  private stopPoolWatch(): void {
+    if (!this.poolEvents.watching) return;
+    this.poolEvents.stop();
+    publishStep({ ...this.stepContext('pool-watch'), detail: { watching: false } }, true);
+  }
 
   /**
    * Opens (and with doInit, initialises) the DeviceSet rooted at `root`: sets up or finds
@@ -115,6 +198,17 @@ export class DeviceSet {
    */
   static async open(root: string, openOptions: DeviceSetOpenOptions = {}): Promise<DeviceSet> {
     if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('root', 'an absolute path', root);
+    let poolName = '';
+    return tracedStep(
+      () => ({ step: 'open', root, poolName }),
+      () =>
+        DeviceSet.doOpen(root, openOptions, (name) => {
+          poolName = name;
+        }),
+    );
+  }
+
+  private static async doOpen(root: string, openOptions: DeviceSetOpenOptions, foundPool: (name: string) => void): Promise<DeviceSet> {
     const options = resolveOptions(openOptions.options ?? []);
     native().setLogLevel(options.libdmLogLevel);
     dm.setTaskDefaults({ udevTimeoutMs: options.udevWaitTimeoutMs });
@@ -153,8 +247,10 @@ export class DeviceSet {
       loopMetadataSizeBytes: options.loopMetadataSizeBytes,
       blockSizeSectors: options.blockSizeSectors,
       errorIfNoSpace: options.errorIfNoSpace,
+      lowWaterMarkBlocks: options.lowWaterMarkBlocks,
       fresh,
     });
+    foundPool(pool.name);
 
     const ids = new DeviceIdAllocator();
     for (const meta of devices.values()) ids.markUsed(meta.deviceId);
@@ -189,10 +285,16 @@ export class DeviceSet {
     };
     const ds = new DeviceSet(s);
     try {
-      await s.tx.recover((hash, deviceId) => {
-        s.devices.delete(hash);
-        s.ids.release(deviceId);
-      });
+      const rolledBack: { hash: string; deviceId: number }[] = [];
+      await tracedStep(
+        () => ({ step: 'recovery', root, poolName: pool.name, detail: { rolledBack } }),
+        () =>
+          s.tx.recover((hash, deviceId) => {
+            rolledBack.push({ hash, deviceId });
+            s.devices.delete(hash);
+            s.ids.release(deviceId);
+          }),
+      );
       if (openOptions.doInit ?? true) await setupBaseImage(s);
     } catch (err) {
       // Leave nothing active behind a refused open: what we activated, and our pool.
@@ -257,6 +359,10 @@ export class DeviceSet {
     if (typeof baseHash !== 'string') throw invalidArgument('baseHash', "a device hash ('' for the base)", baseHash);
     if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size <= 0 || opts.size % 512 !== 0))
       throw invalidArgument('size', 'a positive size in bytes, a multiple of 512', opts.size);
+    await tracedStep(this.stepContext('create', hash), () => this.doAddDevice(hash, baseHash, opts));
+  }
+
+  private async doAddDevice(hash: string, baseHash: string, opts: AddDeviceOptions): Promise<void> {
     await this.lockDevice(hash, async () => {
       // Checked before the parent's lock is taken: with it, no two calls can wait on each
       // other's device (the parent always exists, the new device never does).
@@ -295,6 +401,10 @@ export class DeviceSet {
   async deleteDevice(hash: string, opts: DeleteDeviceOptions = {}): Promise<void> {
     this.checkOpen();
     if (hash === BASE_HASH) throw invalidArgument('hash', 'a device other than the base', hash);
+    await tracedStep(this.stepContext('delete', hash), () => this.doDeleteDevice(hash, opts));
+  }
+
+  private async doDeleteDevice(hash: string, opts: DeleteDeviceOptions): Promise<void> {
     await this.lockDevice(hash, async () => {
       const meta = this.s.devices.get(hash);
       if (!meta) throw unknownDevice(hash);
@@ -372,7 +482,7 @@ export class DeviceSet {
   async mountDevice(hash: string, path: string, mountLabel?: string): Promise<void> {
     this.checkOpen();
     if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path', 'an absolute path', path);
-    await this.lockDevice(hash, () => mountDevice(this.s, hash, path, mountLabel));
+    await tracedStep(this.stepContext('mount', hash), () => this.lockDevice(hash, () => mountDevice(this.s, hash, path, mountLabel)));
   }
 
   /**
@@ -386,7 +496,7 @@ export class DeviceSet {
   async unmountDevice(hash: string, path: string): Promise<void> {
     this.checkOpen();
     if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path', 'an absolute path', path);
-    await this.lockDevice(hash, () => unmountDevice(this.s, hash, path));
+    await tracedStep(this.stepContext('unmount', hash), () => this.lockDevice(hash, () => unmountDevice(this.s, hash, path)));
   }
 
   /** Whether the device exists and is not marked deleted. */
@@ -428,9 +538,12 @@ export class DeviceSet {
   }
 
   /**
-   * Grows the pool's data to `bytes` (loopback: the data file; direct: re-reads the data device when bytes is null).
+   * Grows the pool's data to `bytes` (loopback: the data file; direct: re-reads the data
+   * device when bytes is null). While pool events are watched, the pool's status is read
+   * again before this resolves, so the events the growth caused ('writable') have gone out.
    * Loopback: the sparse file grows, the loop device re-reads its size, the pool table is
-   * reloaded and resumed; a pool that was out of data space goes back to rw.
+   * reloaded (keeping the live table's features) and resumed; a pool that was out of data
+   * space goes back to rw.
    *
    * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (bytes, a shrink, a
    *   dm.thinpooldev pool that is not ours); ENODEV when the loop devices are gone
@@ -438,7 +551,47 @@ export class DeviceSet {
   async resizePool(bytes: number | null): Promise<void> {
     this.checkOpen();
     if (bytes !== null && (!Number.isSafeInteger(bytes) || bytes <= 0)) throw invalidArgument('bytes', 'a positive size in bytes', bytes);
-    await withPoolLock(this.s, () => growPool(this.s.pool, bytes));
+    await tracedStep(this.stepContext('resize'), async () => {
+      await withPoolLock(this.s, () => growPool(this.s.pool, bytes));
+      // The kernel signals a change of mode, but not a pool that is simply no longer below
+      // its low-water mark: read it now so that the next crossing is reported.
+      await this.poolEvents.refresh();
+    });
+  }
+
+  /**
+   * Pool events as an async iterator: 'low-water' (free data blocks fell to the table's
+   * low-water mark), 'out-of-data-space', 'read-only', 'failed', 'needs-check', and
+   * 'writable' (back to rw). Each carries the parsed pool status and the time it was read.
+   * Driven by the kernel's device-mapper events on the pool, never by a timer. The first
+   * status is compared with a healthy pool: a pool already out of space is reported at once.
+   * Ends at shutdown; `break` or the signal ends it earlier. Several may run at once.
+   */
+  events(opts: PoolEventsOptions = {}): AsyncIterableIterator<PoolEvent> {
+    this.checkOpen();
+    const listener = (e: PoolEvent) => queue.push(e);
+    const queue: EventQueue<PoolEvent> = new EventQueue<PoolEvent>(
+      () => {
+        this.eventQueues.delete(queue);
+        this.off('pool-event', listener);
+      },
+      opts.signal,
+      'pool events',
+    );
+    if (queue.closed) return queue;
+    try {
+      this.on('pool-event', listener);
+    } catch (err) {
+      void queue.return();
+      throw err;
+    }
+    this.eventQueues.add(queue);
+    return queue;
+  }
+
+  /** The pool watch's counters: the native thread's wake-ups and the pool's own events. */
+  poolEventStats(): PoolEventStats {
+    return this.poolEvents.stats();
   }
 
   /**
@@ -447,7 +600,7 @@ export class DeviceSet {
    * Every step is tried; the first failure is thrown at the end.
    */
   shutdown(): Promise<void> {
-    this.shutdownPromise ??= this.doShutdown(false);
+    this.shutdownPromise ??= tracedStep(this.stepContext('shutdown'), () => this.doShutdown(false));
     return this.shutdownPromise;
   }
 
@@ -466,6 +619,8 @@ export class DeviceSet {
   private async doShutdown(keepMounts: boolean): Promise<void> {
     const s = this.s;
     s.closed = true;
+    for (const q of [...this.eventQueues]) q.end();
+    this.stopPoolWatch();
     if (this.deletionTimer) clearTimeout(this.deletionTimer);
     this.deletionTimer = null;
     let failure: unknown;

@@ -1,5 +1,14 @@
 /** The DeviceSet layer: Docker-compatible thin-pool storage with crash-safe metadata. */
-export { DeviceSet, type DeviceSetOpenOptions, type AddDeviceOptions, type DeleteDeviceOptions } from './deviceset';
+export {
+  DeviceSet,
+  type DeviceSetOpenOptions,
+  type AddDeviceOptions,
+  type DeleteDeviceOptions,
+  type DeviceSetEvents,
+  type PoolEventsOptions,
+} from './deviceset';
+export type { PoolEvent, PoolEventType } from './pool-transitions';
+export type { PoolEventStats } from './pool-events';
 export type { DeviceSetStatus, DeviceStatus, SpaceUsage } from './status';
 export type { DeviceMetadata, DeviceSetMetadata, TransactionMetadata } from './metadata-store';
 export { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';

@@ -35,6 +35,8 @@ export const LIBRARY_DEFAULTS = Object.freeze({
   removeRetryBudgetMs: 5_000,
   /** Queue writes to a full pool, as Docker's pools did (the kernel's default). */
   errorIfNoSpace: false,
+  /** The pool table's low-water mark in data blocks: Docker's thin-pool tables carried 32768. */
+  lowWaterMarkBlocks: 32768,
 });
 
 /** libdm's log levels (lvm2 lib/log/log.h), the range Docker's dm.libdm_log_level allowed. */
@@ -95,9 +97,15 @@ export interface DeviceSetOptions {
    * Ours: create the pool with the kernel's `error_if_no_space` feature, so that a write to a
    * full pool fails at once with ENOSPC instead of queueing (for up to the dm-thin module's
    * no_space_timeout, 60 s by default). Applies when this DeviceSet creates the pool; a
-   * resize keeps whatever the live table has. Default false (queue), as Docker's pools did.
+   * resize keeps the live table's features. Default false (queue), as Docker's pools did.
    */
   errorIfNoSpace?: boolean;
+  /**
+   * Ours: the pool's low-water mark, in data blocks: the kernel raises an event (a
+   * 'low-water' pool event) when free data blocks fall to it. Used when this DeviceSet
+   * creates or grows its pool. Default 32768, Docker's.
+   */
+  lowWaterMarkBlocks?: number;
   /** dm.directlvm_device: not supported (direct-lvm setup). */
   directLvmDevice?: never;
   /** dm.directlvm_device_force: not supported (direct-lvm setup). */
@@ -164,6 +172,8 @@ export interface ResolvedOptions {
   readonly removeRetryBudgetMs: number;
   /** Ours: the pool is created with error_if_no_space. */
   readonly errorIfNoSpace: boolean;
+  /** Ours: the pool table's low-water mark in data blocks. */
+  readonly lowWaterMarkBlocks: number;
   /** The Docker keys ('dm.basesize', ...) that were set explicitly, whichever form was used; our own options by their camelCase names. */
   readonly explicitKeys: readonly string[];
 }
@@ -191,6 +201,7 @@ interface Draft {
   deferredDeletionRetryMs: number;
   removeRetryBudgetMs: number;
   errorIfNoSpace: boolean;
+  lowWaterMarkBlocks: number;
 }
 
 /** How one key reads its value: `text` from a 'dm.key=value' string, `typed` from the object. */
@@ -343,6 +354,11 @@ const KEYS: readonly KeySpec[] = [
     camel: 'errorIfNoSpace',
     typed: (d, v, a) => (d.errorIfNoSpace = typedBool(v, a)),
   },
+  {
+    docker: null,
+    camel: 'lowWaterMarkBlocks',
+    typed: (d, v, a) => (d.lowWaterMarkBlocks = integerIn(v, 0, Number.MAX_SAFE_INTEGER, a, 'a number of data blocks, 0 or more')),
+  },
 ];
 
 const BY_DOCKER_KEY = new Map(KEYS.filter((k) => k.docker !== null).map((k) => [k.docker as string, k]));
@@ -395,6 +411,7 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     deferredDeletionRetryMs: DOCKER_DEFAULTS.deferredDeletionRetryMs,
     removeRetryBudgetMs: LIBRARY_DEFAULTS.removeRetryBudgetMs,
     errorIfNoSpace: LIBRARY_DEFAULTS.errorIfNoSpace,
+    lowWaterMarkBlocks: LIBRARY_DEFAULTS.lowWaterMarkBlocks,
   };
   const explicit = new Set<string>();
 
@@ -459,6 +476,7 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     deferredDeletionRetryMs: d.deferredDeletionRetryMs,
     removeRetryBudgetMs: d.removeRetryBudgetMs,
     errorIfNoSpace: d.errorIfNoSpace,
+    lowWaterMarkBlocks: d.lowWaterMarkBlocks,
     explicitKeys: Object.freeze([...explicit]),
   });
 }

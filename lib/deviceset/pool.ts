@@ -25,6 +25,8 @@ export interface PoolHandle {
   dataDevice?: string;
   metadataDevice?: string;
   blockSizeSectors: number;
+  /** The low-water mark (data blocks) written into the table when we create or reload it. */
+  lowWaterMarkBlocks: number;
   /** The pool was created by this open (not found already active). */
   createdNow: boolean;
 }
@@ -40,6 +42,8 @@ export interface PoolSetupOptions {
   blockSizeSectors: number;
   /** Create the pool with error_if_no_space (writes to a full pool fail instead of queueing). */
   errorIfNoSpace: boolean;
+  /** The pool table's low-water mark in data blocks. */
+  lowWaterMarkBlocks: number;
   /** No metadata exists yet for this root: a raw metadata device is zeroed at its start. */
   fresh: boolean;
 }
@@ -50,7 +54,7 @@ const METADATA_HEADER_BYTES = 4096;
 function newPoolOptions(o: PoolSetupOptions): dm.PoolOptions {
   const features = [...dm.POOL_DEFAULTS.features];
   if (o.errorIfNoSpace) features.push('error_if_no_space');
-  return { blockSizeSectors: o.blockSizeSectors, features };
+  return { blockSizeSectors: o.blockSizeSectors, lowWaterMark: o.lowWaterMarkBlocks, features };
 }
 
 /** Creates the sparse file, or grows it to `bytes`; never shrinks. */
@@ -105,7 +109,7 @@ async function checkIsThinPool(name: string): Promise<number> {
 export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
   if (o.thinPoolDevice) {
     const blockSizeSectors = await checkIsThinPool(o.thinPoolDevice);
-    return { kind: 'external', name: o.thinPoolDevice, owned: false, blockSizeSectors, createdNow: false };
+    return { kind: 'external', name: o.thinPoolDevice, owned: false, blockSizeSectors, lowWaterMarkBlocks: o.lowWaterMarkBlocks, createdNow: false };
   }
 
   const existing = await dm.getInfo(o.poolName);
@@ -130,6 +134,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
       dataDevice: o.dataDevice,
       metadataDevice: o.metadataDevice,
       blockSizeSectors: o.blockSizeSectors,
+      lowWaterMarkBlocks: o.lowWaterMarkBlocks,
       createdNow: false,
     };
     if (existing) {
@@ -155,6 +160,7 @@ export async function setupPool(o: PoolSetupOptions): Promise<PoolHandle> {
     dataFile,
     metadataFile,
     blockSizeSectors: o.blockSizeSectors,
+    lowWaterMarkBlocks: o.lowWaterMarkBlocks,
     createdNow: false,
   };
   if (existing) {
@@ -204,12 +210,12 @@ export async function growPool(pool: PoolHandle, bytes: number | null): Promise<
     await sys.setLoopCapacity(pool.dataDevice);
   }
   if (!pool.dataDevice || !pool.metadataDevice) throw new DevmapperError('unknown pool devices', { code: 'ENODEV', device: pool.name });
-  // Keep what the live table says (features such as error_if_no_space, the low-water mark):
+  // Keep the live table's features (error_if_no_space, read_only, ...):
   // a resize must not quietly change the pool's behaviour.
   const live = await liveThinPoolTable(pool.name);
   await dm.reloadPool(pool.name, pool.dataDevice, pool.metadataDevice, {
     blockSizeSectors: pool.blockSizeSectors,
-    lowWaterMark: live?.lowWaterMarkBlocks,
+    lowWaterMark: pool.lowWaterMarkBlocks,
     features: live?.features.filter((f): f is dm.ThinPoolFeature => (dm.THIN_POOL_FEATURES as readonly string[]).includes(f)),
   });
 }

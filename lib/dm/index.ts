@@ -31,6 +31,7 @@ export {
   type DeviceInfo,
 } from './query';
 export { setTaskDefaults, getTaskDefaults, type TaskDefaults } from './task';
+export { watchDeviceEvents, type DeviceEventWatch, type WatchDeviceEventsOptions } from './events';
 export * from './parse';
 export * from './types';
 export {

@@ -2,8 +2,10 @@
  * Runs one native dm task and gives its errors the caller's stack: an error created when
  * the libuv work completes has no useful stack of its own.
  */
+import { performance } from 'node:perf_hooks';
 import { DevmapperError } from '../errors';
 import { native, type NativeTaskResult, type NativeTaskSpec } from '../native';
+import { reportTask } from './diagnostics';
 
 /** Process-wide settings of the dm layer (see {@link setTaskDefaults}). */
 export interface TaskDefaults {
@@ -49,17 +51,31 @@ function attachCallerStack(err: unknown, callerStack: string | undefined): unkno
   return err;
 }
 
+const libdmLevel = (): number => native().getLogLevel();
+
 export async function runTask(spec: NativeTaskSpec): Promise<NativeTaskResult> {
   const caller: { stack?: string } = {};
   Error.captureStackTrace(caller, runTask);
+  const started = performance.now();
   try {
-    return await native().runTask({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+    const result = await native().runTask({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+    reportTask(spec, performance.now() - started, { ok: true, result }, libdmLevel);
+    return result;
   } catch (err) {
+    reportTask(spec, performance.now() - started, { ok: false, error: err }, libdmLevel);
     throw attachCallerStack(err, caller.stack);
   }
 }
 
 /** The same on the JS thread, for queries cheaper than a thread hop. */
 export function runTaskSync(spec: NativeTaskSpec): NativeTaskResult {
-  return native().runTaskSync({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+  const started = performance.now();
+  try {
+    const result = native().runTaskSync({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+    reportTask(spec, performance.now() - started, { ok: true, result }, libdmLevel);
+    return result;
+  } catch (err) {
+    reportTask(spec, performance.now() - started, { ok: false, error: err }, libdmLevel);
+    throw err;
+  }
 }

@@ -47,6 +47,7 @@ describe('resolveOptions: defaults', () => {
       deferredDeletionRetryMs: 30000,
       removeRetryBudgetMs: 5000,
       errorIfNoSpace: false,
+      lowWaterMarkBlocks: 32768,
       explicitKeys: [],
     });
     expect(resolveOptions()).toEqual(o);
@@ -268,6 +269,7 @@ describe('resolveOptions: the typed object', () => {
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
       errorIfNoSpace: true,
+      lowWaterMarkBlocks: 1024,
     });
     expect(o).toMatchObject({
       baseSizeBytes: 512 * 1024 ** 2,
@@ -291,6 +293,7 @@ describe('resolveOptions: the typed object', () => {
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
       errorIfNoSpace: true,
+      lowWaterMarkBlocks: 1024,
     });
     expect(o.explicitKeys).toContain('dm.basesize');
     expect(o.explicitKeys).toContain('udevWaitTimeoutMs');
@@ -323,6 +326,8 @@ describe('resolveOptions: the typed object', () => {
     [{ deferredDeletionRetryMs: 2 ** 31 }, 'deferredDeletionRetryMs'],
     [{ removeRetryBudgetMs: -5 }, 'removeRetryBudgetMs'],
     [{ errorIfNoSpace: 1 as unknown as boolean }, 'errorIfNoSpace'],
+    [{ lowWaterMarkBlocks: -1 }, 'lowWaterMarkBlocks'],
+    [{ lowWaterMarkBlocks: 1.5 }, 'lowWaterMarkBlocks'],
     [{ dataDev: 'relative' }, 'dataDev'],
     [{ basesize: '1G' } as unknown as DeviceSetOptions, 'basesize'],
   ])('%j is refused naming %s', (options, argument) => {
