@@ -10,7 +10,7 @@
  */
 import { chmod, mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { KeyedLock } from '../dm/keyed-lock';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { DeviceSet } from '../deviceset/deviceset';
@@ -276,12 +276,9 @@ export class Driver {
           await this.put(base);
         }
       }
-      const stream = exportChanges(rootfs, layer, treeChanges(layer, old).sort(byPath));
-      stream.once('close', () => {
-        this.put(id).catch(() => undefined);
-      });
+      const tarStream = exportChanges(rootfs, layer, treeChanges(layer, old).sort(byPath));
       handedOver = true;
-      return stream;
+      return Readable.from(releasedAfter(tarStream, () => this.put(id)));
     } finally {
       if (!handedOver) await this.put(id);
     }
@@ -369,6 +366,18 @@ export class Driver {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.cleanup();
+  }
+}
+
+/**
+ * The chunks of `source`, then `release` before the stream ends (so a reader that saw the end
+ * sees the reference dropped); also when the reader stops early or destroys the stream.
+ */
+async function* releasedAfter(source: Readable, release: () => Promise<void>): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of source) yield chunk as Buffer;
+  } finally {
+    await release();
   }
 }
 
