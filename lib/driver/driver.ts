@@ -7,6 +7,9 @@
  * mnt/<id>/ (0755) with the device mounted on it. The device's file system holds `id` (the
  * id, 0600, no newline) and `rootfs/` (0755), which is what get() returns: a volume made by
  * Docker and one made here look the same.
+ *
+ * Layer diffs (applyDiff, diff, changes, diffSize) are Docker's naive diff over the rootfs
+ * directories, done by lib/layers on the mounted volumes through get()/put().
  */
 import { chmod, mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -276,9 +279,18 @@ export class Driver {
           await this.put(base);
         }
       }
-      const tarStream = exportChanges(rootfs, layer, treeChanges(layer, old).sort(byPath));
+      const exported = exportChanges(rootfs, layer, treeChanges(layer, old).sort(byPath));
+      let released: Promise<void> | undefined;
+      // The unmount waits for the writer to close the layer's files.
+      const release = (): Promise<void> => (released ??= exported.finished.then(() => this.put(id)));
+      const out = Readable.from(releasedAfter(exported.stream, release));
+      // A stream destroyed before its first read never runs the generator: release here too.
+      out.once('close', () => {
+        exported.abort();
+        release().catch(() => undefined);
+      });
       handedOver = true;
-      return Readable.from(releasedAfter(tarStream, () => this.put(id)));
+      return out;
     } finally {
       if (!handedOver) await this.put(id);
     }

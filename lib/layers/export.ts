@@ -11,7 +11,6 @@
  * rather than altered.
  */
 import { createReadStream } from 'node:fs';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
@@ -66,8 +65,17 @@ function headerOf(rel: string, node: TreeNode): EntryHeader {
   };
 }
 
-/** The tar of `list` taken from the tree at `root` (read as `tree`), as a stream. */
-export function exportChanges(root: string, tree: TreeNode, list: Change[]): Readable {
+/** A layer tar being written. */
+export interface LayerExport {
+  stream: Readable;
+  /** Settles once the writer has stopped (ended, failed or aborted) and closed every file. */
+  finished: Promise<void>;
+  /** Stops the writer; the stream ends with an error if still read. */
+  abort(): void;
+}
+
+/** The tar of `list` taken from the tree at `root` (read as `tree`). */
+export function exportChanges(root: string, tree: TreeNode, list: Change[]): LayerExport {
   const pack = tar.pack();
   const nodes = flatten(tree);
   // The first path (in sorted order) of every inode with several names.
@@ -77,6 +85,7 @@ export function exportChanges(root: string, tree: TreeNode, list: Change[]): Rea
   }
   const write = async (): Promise<void> => {
     for (const change of list) {
+      if (closing(pack)) return;
       const rel = change.path.replace(/^\/+/, '');
       if (change.kind === 'D') {
         const slash = rel.lastIndexOf('/');
@@ -95,8 +104,16 @@ export function exportChanges(root: string, tree: TreeNode, list: Change[]): Rea
     }
     pack.finalize();
   };
-  write().catch((err: unknown) => pack.destroy(err as Error));
-  return Readable.from(pack);
+  // A reader gets the pack's error through the stream; one that left must not make it uncaught.
+  pack.on('error', () => undefined);
+  const finished = write().catch((err: unknown) => {
+    pack.destroy(err as Error);
+  });
+  return { stream: Readable.from(pack), finished, abort: () => pack.destroy() };
+}
+
+function closing(s: { destroying: boolean; destroyed: boolean }): boolean {
+  return s.destroying || s.destroyed;
 }
 
 async function addEntry(pack: tar.Pack, header: EntryHeader, file?: string): Promise<void> {
@@ -104,13 +121,33 @@ async function addEntry(pack: tar.Pack, header: EntryHeader, file?: string): Pro
   const done = new Promise<void>((resolve, reject) => {
     finished = (err) => (err ? reject(err) : resolve());
   });
+  // Settled early when the pack is destroyed while we wait for drain: handled below.
+  done.catch(() => undefined);
   const sink = pack.entry(header, finished);
+  // The callback above gets the error; without a listener streamx would throw it.
+  sink.on('error', () => undefined);
   if (file !== undefined) {
+    // for await closes the file however the loop ends.
     for await (const chunk of createReadStream(file)) {
-      if (!sink.write(chunk as Buffer)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
+      if (sink.write(chunk as Buffer)) continue;
+      // Destroyed already: its close event is past, waiting would never end.
+      if (closing(sink) || closing(pack)) break;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          sink.off('drain', wake);
+          sink.off('close', wake);
+          pack.off('close', wake);
+          resolve();
+        };
+        sink.on('drain', wake);
+        sink.on('close', wake);
+        pack.on('close', wake);
+      });
+      if (closing(sink) || closing(pack)) break;
     }
   }
   // streamx's typings require an argument that its end() does not need.
+  if (closing(sink) || closing(pack)) throw new Error('the layer tar was closed before its end');
   (sink as unknown as { end(): void }).end();
   await done;
 }

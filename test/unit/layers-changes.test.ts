@@ -111,7 +111,7 @@ describeRoot('changes', () => {
     await chmod(join(layer, 'new/dir'), 0o1777);
     const tree = await readTree(layer);
     const list = treeChanges(tree, await readTree(parent));
-    const entries = await readTar(exportChanges(layer, tree, list));
+    const entries = await readTar(exportChanges(layer, tree, list).stream);
     const names = entries.map((e) => e.header.name);
     expect(names).toContain('etc/sub/.wh.deep');
     expect(names).toContain('.wh.gone');
@@ -119,9 +119,28 @@ describeRoot('changes', () => {
 
     const target = join(work, 'target');
     await cp(parent, target, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-    const size = await applyLayer(target, exportChanges(layer, tree, list));
+    const size = await applyLayer(target, exportChanges(layer, tree, list).stream);
     expect(size).toBeGreaterThan(0);
     expect(await fingerprint(target)).toEqual(await fingerprint(layer));
     expect(await changes(target, layer)).toEqual([]);
+  });
+
+  test('an export aborted while blocked on an unread stream stops and closes its files', async () => {
+    const layer = join(work, 'big');
+    await mkdir(layer);
+    await writeFile(join(layer, 'big'), Buffer.alloc(8 << 20, 1));
+    const tree = await readTree(layer);
+    const exported = exportChanges(layer, tree, treeChanges(tree, await readTree(join(work, 'none'))));
+    // A reader that takes one chunk and leaves (destroying the stream mid-file), then the abort.
+    await new Promise((resolve) => exported.stream.once('data', resolve));
+    exported.stream.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    exported.abort();
+    await exported.finished;
+    // No descriptor of this process still points at the file.
+    const { readdir: rd, readlink: rl } = await import('node:fs/promises');
+    const fds = await rd('/proc/self/fd');
+    const targets = await Promise.all(fds.map((fd) => rl(`/proc/self/fd/${fd}`).catch(() => '')));
+    expect(targets).not.toContain(join(layer, 'big'));
   });
 });
