@@ -108,8 +108,8 @@ describeKernel('graph Driver layer diffs', () => {
     });
   });
 
-  // About 25 s with udev off; with udev on each create/mount/unmount waits for udev (~200 s
-  // on a loaded 2-core host), hence the larger bound.
+  // 5 to 25 s with udev off; with udev on every create, mount and unmount waits for udev
+  // (110 to 200 s measured on a shared 2-core host), hence the larger bound.
   test('a chain of 50 layers, each adding one file, reads correctly at the top', async () => {
     await withDriver(async (driver) => {
       const started = Date.now();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ErrorCodes } from '../../lib/errors';
 import { applyLayer } from '../../lib/layers/apply';
 import { classifyName, whiteoutFor } from '../../lib/layers/whiteouts';
-import { lgetxattr, lsetxattr } from '../../lib/sys/file';
+import { lgetxattr, lsetxattr, lutimesNs, mknod } from '../../lib/sys/file';
 import { fingerprint, tarOf, type TarEntry } from '../helpers/layer-tar';
 
 const isRoot = process.getuid?.() === 0;
@@ -45,6 +45,21 @@ describe('whiteout names', () => {
     expect(classifyName('.wh..wh.plnk')).toEqual({ kind: 'meta' });
     expect(classifyName('foo.wh.')).toEqual({ kind: 'none' });
     expect(whiteoutFor('x')).toBe('.wh.x');
+  });
+});
+
+describe('lib/sys file calls', () => {
+  test('bad arguments are typed errors before any call', async () => {
+    await expect(mknod(join(work, 'x'), 'socket' as never, 0o600)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT, argument: 'type' });
+    await expect(mknod(join(work, 'x'), 'char', 0o600, 5000)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT, argument: 'major' });
+    await expect(lsetxattr(join(work, 'x'), 'noprefix', Buffer.from(''))).rejects.toMatchObject({ argument: 'name' });
+    await expect(lutimesNs('', { sec: 0, nsec: 0 }, { sec: 0, nsec: 0 })).rejects.toMatchObject({ argument: 'path' });
+    await expect(lutimesNs(work, { sec: 0, nsec: 1e9 }, { sec: 0, nsec: 0 })).rejects.toMatchObject({ argument: 'atime.nsec' });
+  });
+
+  test('kernel failures carry the errno', async () => {
+    await expect(lgetxattr(join(work, 'missing'), 'user.x')).rejects.toMatchObject({ name: 'DevmapperError', code: 'ENOENT' });
+    expect(await lgetxattr(root, 'user.none')).toBeNull();
   });
 });
 
