@@ -74,6 +74,12 @@ export const ErrorCodes = {
   NO_FREE_DEVICE_ID: 'ERR_NO_FREE_DEVICE_ID',
   /** A metadata file could not be read as what it should hold (bad JSON, wrong field types). */
   METADATA_CORRUPT: 'ERR_METADATA_CORRUPT',
+  /**
+   * An entry of a layer tar was refused: its path or hard-link target has a `..` component,
+   * it would be written through a symlink that leads out of the root, or it cannot be placed
+   * (a parent that is not a directory, an unknown entry type). `device` names the entry.
+   */
+  UNSAFE_LAYER_ENTRY: 'ERR_UNSAFE_LAYER_ENTRY',
 } as const;
 
 /** What a {@link DevmapperError} is made of; every field is optional. */

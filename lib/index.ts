@@ -2,7 +2,8 @@
  * devmapper: Linux device-mapper thin provisioning for Node.js.
  *
  * `dm` is the low-level layer (Docker's pkg/devicemapper operations); `sys` holds loop
- * devices, block device calls and mount(2). {@link DeviceSet} and {@link Driver} are
+ * devices, block device calls and mount(2); `layers` applies, compares and exports image
+ * layers on plain directory trees. {@link DeviceSet} and {@link Driver} are
  * Docker's devicemapper DeviceSet and graph driver. Every failure is a {@link DevmapperError}.
  * Privileges, udev, threads and troubleshooting: docs/guide.md. `CHANNELS` names the
  * diagnostics channels the library logs on.
@@ -18,6 +19,8 @@
 export * as dm from './dm';
 /** The kernel calls besides device-mapper: loop devices, block device size and discard, mount(2). */
 export * as sys from './sys';
+/** Image layer tars on plain directory trees: apply (whiteouts, refusal with undo), changes between two trees, export. */
+export * as layers from './layers';
 export * from './deviceset';
 export * from './driver';
 export * from './log';

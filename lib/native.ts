@@ -136,6 +136,12 @@ export interface NativeAddon {
   blockDiscard(path: string, offsetBytes: number, lengthBytes: number): Promise<void>;
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
+  lgetxattr(path: string, name: string): Promise<Buffer | null>;
+  lsetxattr(path: string, name: string, value: Buffer): Promise<void>;
+  lremovexattr(path: string, name: string): Promise<void>;
+  llistxattr(path: string): Promise<string[]>;
+  mknod(path: string, mode: number, major: number, minor: number): Promise<void>;
+  lutimesNs(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): Promise<void>;
   mountFlags: Record<
     | 'MS_RDONLY'
     | 'MS_NOSUID'

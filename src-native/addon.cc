@@ -104,6 +104,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("blockDiscard", Napi::Function::New(env, BlockDiscardJs, "blockDiscard"));
   exports.Set("mount", Napi::Function::New(env, MountJs, "mount"));
   exports.Set("umount", Napi::Function::New(env, UmountJs, "umount"));
+  exports.Set("lgetxattr", Napi::Function::New(env, LgetxattrJs, "lgetxattr"));
+  exports.Set("lsetxattr", Napi::Function::New(env, LsetxattrJs, "lsetxattr"));
+  exports.Set("lremovexattr", Napi::Function::New(env, LremovexattrJs, "lremovexattr"));
+  exports.Set("llistxattr", Napi::Function::New(env, LlistxattrJs, "llistxattr"));
+  exports.Set("mknod", Napi::Function::New(env, MknodJs, "mknod"));
+  exports.Set("lutimesNs", Napi::Function::New(env, LutimesNsJs, "lutimesNs"));
   exports.Set("mountFlags", MountConstants(env));
   exports.Set("udevFlags", UdevFlags(env));
   return exports;

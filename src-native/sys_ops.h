@@ -1,5 +1,6 @@
 // The few kernel calls Node cannot make itself: loop devices, block device size and
-// discard, mount(2) and umount2(2). Each returns a Promise and runs off the JS thread.
+// discard, mount(2) and umount2(2), xattrs, mknod(2) and utimensat(2). Each returns a
+// Promise and runs off the JS thread.
 #pragma once
 
 #include <napi.h>
@@ -28,6 +29,19 @@ Napi::Value BlockDiscardJs(const Napi::CallbackInfo& info);
 Napi::Value MountJs(const Napi::CallbackInfo& info);
 // umount(target, flags) -> undefined
 Napi::Value UmountJs(const Napi::CallbackInfo& info);
+
+// lgetxattr(path, name) -> Buffer, or null when the path has no such attribute
+Napi::Value LgetxattrJs(const Napi::CallbackInfo& info);
+// lsetxattr(path, name, Buffer) -> undefined
+Napi::Value LsetxattrJs(const Napi::CallbackInfo& info);
+// lremovexattr(path, name) -> undefined (also when the path had no such attribute)
+Napi::Value LremovexattrJs(const Napi::CallbackInfo& info);
+// llistxattr(path) -> string[] (empty where the file system has no xattrs)
+Napi::Value LlistxattrJs(const Napi::CallbackInfo& info);
+// mknod(path, mode with S_IF* type bits, major, minor) -> undefined
+Napi::Value MknodJs(const Napi::CallbackInfo& info);
+// lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) -> undefined; never follows a symlink
+Napi::Value LutimesNsJs(const Napi::CallbackInfo& info);
 
 // Constants for the flags above (MS_*, MNT_*), exported as an object.
 Napi::Object MountConstants(Napi::Env env);

@@ -14,6 +14,7 @@ import { errorCode, ExitCode, exitCodeFor, NO_DEVICE_MAPPER_CODE } from './exit-
 import { commandHelp, groupHelp, mainHelp } from './help';
 import { inspectCommands } from './inspect';
 import { layerCommands } from './layers';
+import { layerTarCommands } from './layer-tar';
 import { Output, type OutStream } from './output';
 import { peekCommands } from './peek';
 import { poolCommands } from './pool';
@@ -23,6 +24,7 @@ import { sandboxCommands } from './sandbox';
 export const COMMANDS: readonly CommandSpec[] = [
   ...poolCommands,
   ...layerCommands,
+  ...layerTarCommands,
   ...inspectCommands,
   ...peekCommands,
   ...sandboxCommands,

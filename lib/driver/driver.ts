@@ -7,9 +7,13 @@
  * mnt/<id>/ (0755) with the device mounted on it. The device's file system holds `id` (the
  * id, 0600, no newline) and `rootfs/` (0755), which is what get() returns: a volume made by
  * Docker and one made here look the same.
+ *
+ * Layer diffs (applyDiff, diff, changes, diffSize) are Docker's naive diff over the rootfs
+ * directories, done by lib/layers on the mounted volumes through get()/put().
  */
 import { chmod, mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { KeyedLock } from '../dm/keyed-lock';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { DeviceSet } from '../deviceset/deviceset';
@@ -19,6 +23,10 @@ import { mountedAt } from '../deviceset/mounts';
 import type { DeviceSetOptions } from '../deviceset/options';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
 import { parseStorageOpt, type StorageOpt } from './storage-opt';
+import { applyLayer } from '../layers/apply';
+import { byPath, treeChanges, type Change } from '../layers/changes';
+import { exportChanges } from '../layers/export';
+import { emptyDir, flatten, readTree, type TreeNode } from '../layers/tree';
 
 /** Options of {@link Driver.create}. */
 export interface CreateOptions {
@@ -269,6 +277,125 @@ export class Driver {
   }
 
   /**
+   * Unpacks a layer tar (uncompressed; whiteouts and opaque directories apply) into layer
+   * `id`'s rootfs and returns the bytes of file content written. Docker's naive ApplyDiff:
+   * `parent` is only checked, the layer is expected to be a snapshot of it. A refused entry
+   * (ERR_UNSAFE_LAYER_ENTRY) or a broken tar (ERR_INVALID_ARGUMENT) leaves the rootfs as it
+   * was: the undo scratch directory lives on the volume, beside rootfs, and is removed.
+   */
+  async applyDiff(id: string, parent: string | null | undefined, tarStream: Readable): Promise<number> {
+    this.checkOpen();
+    this.checkId(id);
+    this.checkParent(parent);
+    if (tarStream === null || typeof tarStream !== 'object' || typeof (tarStream as Readable).pipe !== 'function')
+      throw invalidArgument('tarStream', 'a readable stream', tarStream);
+    const rootfs = await this.get(id);
+    try {
+      return await applyLayer(rootfs, tarStream, { scratchParent: this.mountPoint(id) });
+    } finally {
+      await this.put(id);
+    }
+  }
+
+  /**
+   * The changes of layer `id` against `parent` ('' or null: an empty tree), sorted by path,
+   * like Docker's archive.Change list. Both are mounted for the walk (through get/put).
+   */
+  async changes(id: string, parent: string | null | undefined): Promise<Change[]> {
+    const { list } = await this.withTrees(id, parent, async (_root, layer, base) => ({ list: treeChanges(layer, base) }));
+    return list;
+  }
+
+  /** The total size of the added and changed regular files of `id` against `parent` (a hard-linked file once). */
+  async diffSize(id: string, parent: string | null | undefined): Promise<number> {
+    return this.withTrees(id, parent, async (_root, layer, base) => {
+      const nodes = flatten(layer);
+      const seen = new Set<string>();
+      let total = 0;
+      for (const c of treeChanges(layer, base)) {
+        const node = nodes.get(c.path);
+        if (c.kind === 'D' || node?.type !== 'file' || seen.has(node.inode)) continue;
+        seen.add(node.inode);
+        total += node.size;
+      }
+      return total;
+    });
+  }
+
+  /**
+   * An uncompressed tar of the changes of `id` against `parent`, which applyDiff on a fresh
+   * snapshot of `parent` turns back into `id`. The layer stays mounted (one reference) until
+   * the stream ends or is destroyed: read it to the end or destroy it.
+   */
+  async diff(id: string, parent: string | null | undefined): Promise<Readable> {
+    this.checkOpen();
+    this.checkId(id);
+    const base = this.checkParent(parent);
+    const rootfs = await this.get(id);
+    let handedOver = false;
+    try {
+      let layer: TreeNode;
+      let old: TreeNode;
+      if (base === '') {
+        layer = await readTree(rootfs);
+        old = emptyDir();
+      } else {
+        const parentRoot = await this.get(base);
+        try {
+          [layer, old] = await Promise.all([readTree(rootfs), readTree(parentRoot)]);
+        } finally {
+          await this.put(base);
+        }
+      }
+      const exported = exportChanges(rootfs, layer, treeChanges(layer, old).sort(byPath));
+      let released: Promise<void> | undefined;
+      // The unmount waits for the writer to close the layer's files.
+      const release = (): Promise<void> => (released ??= exported.finished.then(() => this.put(id)));
+      const out = Readable.from(releasedAfter(exported.stream, release));
+      // A stream destroyed before its first read never runs the generator: release here too.
+      out.once('close', () => {
+        exported.abort();
+        release().catch(() => undefined);
+      });
+      handedOver = true;
+      return out;
+    } finally {
+      if (!handedOver) await this.put(id);
+    }
+  }
+
+  /** '' for none, or a checked parent id. */
+  private checkParent(parent: string | null | undefined): string {
+    const base = parent ?? '';
+    if (base !== '') this.checkId(base);
+    return base;
+  }
+
+  /** Mounts `id` and `parent` (when any), reads both trees, runs fn, and puts both back. */
+  private async withTrees<T>(
+    id: string,
+    parent: string | null | undefined,
+    fn: (root: string, layer: TreeNode, base: TreeNode) => Promise<T>,
+  ): Promise<T> {
+    this.checkOpen();
+    this.checkId(id);
+    const base = this.checkParent(parent);
+    const rootfs = await this.get(id);
+    try {
+      if (base === '') return await fn(rootfs, await readTree(rootfs), emptyDir());
+      const parentRoot = await this.get(base);
+      try {
+        const [layer, old] = await Promise.all([readTree(rootfs), readTree(parentRoot)]);
+        return await fn(rootfs, layer, old);
+      } finally {
+        await this.put(base);
+      }
+    } finally {
+      await this.put(id);
+    }
+  }
+
+  /**
    * Docker's status rows, in Docker's order and formatting (see {@link statusRows}); the typed
    * view is `driver.deviceSet.status()`.
    *
@@ -344,6 +471,18 @@ export class Driver {
   /** {@link Driver.cleanup}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.cleanup();
+  }
+}
+
+/**
+ * The chunks of `source`, then `release` before the stream ends (so a reader that saw the end
+ * sees the reference dropped); also when the reader stops early or destroys the stream.
+ */
+async function* releasedAfter(source: Readable, release: () => Promise<void>): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of source) yield chunk as Buffer;
+  } finally {
+    await release();
   }
 }
 

@@ -2,3 +2,4 @@
 export * from './loop';
 export * from './block';
 export * from './mount';
+export * from './file';
