@@ -4,20 +4,23 @@
  * and writes results.json, results.md and the SVG charts.
  *
  *   node dist-bench/cli.js [--mode full|smoke] [--udev off|on|both] [--kernel auto|host|sandbox]
- *                          [--out DIR] [--timeout SECONDS] [--report-only]
+ *                          [--out DIR] [--timeout SECONDS] [--only SECTION,...] [--report-only]
  *
  * Defaults: full runs udev off and on and writes to bench/results/; smoke runs udev off and
  * writes to bench/results/smoke/ (git-ignored). Exit status 0 when every run produced results.
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
+ * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle) and
+ * names its files after them (lifecycle.json, lifecycle.md) so that they sit beside a full
+ * run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CONFIGS, type BenchMode } from './config';
+import { CONFIGS, type BenchMode, parseSections } from './config';
 import { type CombinedResult, renderMarkdown, writeReport } from './report';
-import { CONTENDERS, type GuestResult, OPS } from './types';
+import { CONTENDERS, type GuestResult, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, SECTIONS } from './types';
 
 const ROOT = resolve(__dirname, '..');
 const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
@@ -75,14 +78,24 @@ function run(argv: string[]): Promise<number> {
 /** What a complete run holds; a smoke run that loses a part fails. */
 export function checkComplete(r: GuestResult): string[] {
   const missing: string[] = [];
-  for (const op of OPS) {
-    const o = r.single.find((x) => x.op === op);
-    for (const c of CONTENDERS) if (!(o?.contenders[c]?.n && Number.isFinite(o.contenders[c]?.mean))) missing.push(`${op}/${c}`);
+  const sections = r.sections ?? SECTIONS.filter((s) => s !== 'lifecycle');
+  if (sections.includes('single')) {
+    for (const op of OPS) {
+      const o = r.single.find((x) => x.op === op);
+      for (const c of CONTENDERS) if (!(o?.contenders[c]?.n && Number.isFinite(o.contenders[c]?.mean))) missing.push(`${op}/${c}`);
+    }
   }
-  if (r.concurrency.length !== 3) missing.push('concurrency');
+  if (sections.includes('reference') && !r.reference) missing.push('reference');
+  if (sections.includes('concurrency') && r.concurrency.length !== 3) missing.push('concurrency');
+  if (sections.includes('lifecycle')) {
+    for (const c of LIFECYCLE_CONTENDERS) {
+      const l = r.lifecycle?.contenders[c];
+      if (!(l?.n && Number.isFinite(l.mean) && LIFECYCLE_STEPS.every((s) => l.steps[s]?.n === l.n))) missing.push(`lifecycle/${c}`);
+    }
+  }
   if (r.udev === 'off') {
-    if (!r.memory || r.memory.checkpoints.length < 2) missing.push('memory');
-    if (r.scale.length !== r.config.scale.sizes.length) missing.push('scale');
+    if (sections.includes('memory') && (!r.memory || r.memory.checkpoints.length < 2)) missing.push('memory');
+    if (sections.includes('scale') && r.scale.length !== r.config.scale.sizes.length) missing.push('scale');
   }
   return missing;
 }
@@ -96,9 +109,13 @@ async function main(): Promise<number> {
       kernel: { type: 'string', default: 'auto' },
       out: { type: 'string' },
       timeout: { type: 'string' },
+      only: { type: 'string' },
       'report-only': { type: 'boolean', default: false },
     },
   });
+  const sections = parseSections(values.only);
+  // A partial run's files are named after its sections, beside the full run's.
+  const stem = values.only === undefined ? 'results' : sections.join('+');
   const mode = values.mode as BenchMode;
   if (!CONFIGS[mode]) throw new Error(`--mode must be full or smoke, not ${values.mode}`);
   const udev = values.udev ?? (mode === 'full' ? 'both' : 'off');
@@ -120,9 +137,9 @@ async function main(): Promise<number> {
   let durationMs: number | undefined;
   if (reportOnly) {
     // Render the last runs' results again (after a change to the report), keeping their date
-    // and duration from the previous results.json.
+    // and duration from the previous STEM.json.
     try {
-      const prev = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as CombinedResult;
+      const prev = JSON.parse(readFileSync(join(outDir, `${stem}.json`), 'utf8')) as CombinedResult;
       date = prev.date;
       durationMs = prev.durationMs;
     } catch {
@@ -130,7 +147,7 @@ async function main(): Promise<number> {
     }
   }
   for (const m of modes) {
-    const file = join(RUN_DIR, `${mode}-udev-${m}.json`);
+    const file = join(RUN_DIR, `${mode}-udev-${m}${stem === 'results' ? '' : `-${stem}`}.json`);
     if (reportOnly) {
       if (existsSync(file)) runs.push(JSON.parse(readFileSync(file, 'utf8')) as GuestResult);
       else failed = true;
@@ -156,6 +173,7 @@ async function main(): Promise<number> {
       mode,
       '--out',
       file,
+      ...(values.only === undefined ? [] : ['--only', sections.join(',')]),
     ]);
     say(`udev ${m}: exit status ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     if (code !== 0 || !existsSync(file)) {
@@ -182,7 +200,7 @@ async function main(): Promise<number> {
     durationMs: durationMs ?? Date.now() - started,
     runs,
   };
-  const files = writeReport(outDir, combined);
+  const files = writeReport(outDir, combined, stem);
   process.stdout.write(renderMarkdown(combined));
   say(`wrote ${files.map((f) => relative(ROOT, f)).join(', ')}`);
   if (!reportOnly) say(`${mode} benchmark took ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -1,5 +1,7 @@
 /** What a run measures, per mode. `full` is `npm run bench`; `smoke` runs in `npm test`. */
 
+import { SECTIONS, type SectionName } from './types';
+
 export type BenchMode = 'full' | 'smoke';
 
 export interface SingleConfig {
@@ -29,6 +31,12 @@ export interface BenchConfig {
   concurrencyUdev: { parallel: number; repetitions: number };
   /** Process memory after this many dm calls (checkpoints, each after a full GC). */
   memory: { checkpoints: number[] };
+  /**
+   * Layer lifecycles per contender (udev off, and with udev running), contenders rotating
+   * batch by batch; dmsetup (a process per step) in every `dmsetupEvery`-th batch only.
+   */
+  lifecycle: { iterations: number; batch: number; dmsetupEvery: number };
+  lifecycleUdev: { iterations: number; batch: number; dmsetupEvery: number };
   /** Untimed samples per operation and contender before measuring (warms caches, JIT, page cache). */
   warmup: number;
   /**
@@ -47,6 +55,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     concurrency: { parallel: 64, repetitions: 3 },
     concurrencyUdev: { parallel: 16, repetitions: 1 },
     memory: { checkpoints: [100, 1_000, 2_500, 5_000, 10_000, 15_000, 20_000] },
+    lifecycle: { iterations: 50, batch: 5, dmsetupEvery: 2 },
+    lifecycleUdev: { iterations: 30, batch: 5, dmsetupEvery: 2 },
     warmup: 2,
     reference: { spawnSamples: 40, hopSamples: 400 },
   },
@@ -58,7 +68,18 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     concurrency: { parallel: 16, repetitions: 1 },
     concurrencyUdev: { parallel: 4, repetitions: 1 },
     memory: { checkpoints: [100, 300] },
+    lifecycle: { iterations: 3, batch: 3, dmsetupEvery: 1 },
+    lifecycleUdev: { iterations: 2, batch: 2, dmsetupEvery: 1 },
     warmup: 1,
     reference: { spawnSamples: 3, hopSamples: 20 },
   },
 };
+
+/** --only a,b: those sections (comma-separated); without it, all. */
+export function parseSections(only: string | undefined): SectionName[] {
+  if (only === undefined) return [...SECTIONS];
+  const names = only.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+  if (names.length === 0 || bad.length) throw new Error(`--only takes sections among ${SECTIONS.join(', ')}, not ${only}`);
+  return SECTIONS.filter((x) => names.includes(x));
+}

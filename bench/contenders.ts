@@ -1,10 +1,7 @@
 /**
  * The contenders, each able to run a batch of one operation and time every operation in it.
  * A batch names thin ids from `firstId` on; device i of the batch is `<prefix><id>`.
- *
- * Extension point: the DeviceSet and Driver levels (issue 5's lifecycle rows) are further
- * contenders or further operations here: a `Contender` whose `run` calls
- * DeviceSet.addDevice/mountDevice/... and a raw C operation doing the same kernel calls.
+ * (The DeviceSet and Driver levels have their own section and contenders: lifecycle.ts.)
  */
 import * as dm from '../dist/dm';
 import { native, type NativeTaskSpec } from '../dist/native';

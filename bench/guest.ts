@@ -10,7 +10,7 @@ import { release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as dm from '../dist/dm';
-import { type BenchConfig, CONFIGS, type BenchMode } from './config';
+import { type BenchConfig, CONFIGS, type BenchMode, parseSections } from './config';
 import {
   type BenchEnv,
   type Contender,
@@ -21,13 +21,14 @@ import {
   rawHopContender,
 } from './contenders';
 import { measureConcurrency } from './concurrency';
+import { measureLifecycle } from './lifecycle';
 import { measureMemory } from './memory';
 import { createBenchPool } from './pool';
 import { RawClient } from './raw-client';
 import { measureScale } from './scale';
 import { IdAllocator, measureSingleOps } from './single-ops';
 import { summarize } from './stats';
-import type { GuestResult } from './types';
+import type { GuestResult, SectionName } from './types';
 
 export const REPO_ROOT = resolve(__dirname, '..');
 export const RAW_BINARY = join(REPO_ROOT, 'dist-bench', 'bin', 'dm_raw_bench');
@@ -78,8 +79,10 @@ async function references(spawner: RawClient, cfg: BenchConfig['reference']): Pr
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' } },
+    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' }, only: { type: 'string' } },
   });
+  const sections = parseSections(values.only);
+  const has = (s: SectionName) => sections.includes(s);
   const mode = values.mode as BenchMode;
   const config = CONFIGS[mode];
   if (!config) throw new Error(`--mode must be full or smoke, not ${values.mode}`);
@@ -112,42 +115,69 @@ async function main(): Promise<void> {
     const transactionId = { value: status.transactionId };
     const base = { ids, transactionId, prefix: pool.prefix, sizeBytes: THIN_BYTES };
 
-    log('warm-up', 'one small round of every contender');
-    await measureSingleOps({ ...base, contenders: all, samples: config.warmup, batch: config.warmup });
+    let singleOps: GuestResult['single'] = [];
+    if (has('single')) {
+      log('warm-up', 'one small round of every contender');
+      await measureSingleOps({ ...base, contenders: all, samples: config.warmup, batch: config.warmup });
 
-    log('single', `${single.samples} samples per operation and contender (dmsetup in every ${single.dmsetupEvery}. round), batches of ${single.batch}`);
-    const singleOps = await measureSingleOps({
-      ...base,
-      contenders: all,
-      samples: single.samples,
-      batch: single.batch,
-      every: { dmsetup: single.dmsetupEvery },
-      progress: (l) => log('single', l),
-    });
+      log('single', `${single.samples} samples per operation and contender (dmsetup in every ${single.dmsetupEvery}. round), batches of ${single.batch}`);
+      singleOps = await measureSingleOps({
+        ...base,
+        contenders: all,
+        samples: single.samples,
+        batch: single.batch,
+        every: { dmsetup: single.dmsetupEvery },
+        progress: (l) => log('single', l),
+      });
+    }
 
-    log('reference', 'process start of /bin/true, libuv thread-pool round trip of fs.stat');
-    const reference = await references(spawner, config.reference);
+    let reference: GuestResult['reference'] | null = null;
+    if (has('reference')) {
+      log('reference', 'process start of /bin/true, libuv thread-pool round trip of fs.stat');
+      reference = await references(spawner, config.reference);
+    }
+
+    let lifecycle: GuestResult['lifecycle'] = null;
+    if (has('lifecycle')) {
+      const lc = udevSync ? config.lifecycleUdev : config.lifecycle;
+      log('lifecycle', `${lc.iterations} layer lifecycles per contender (dmsetup in every ${lc.dmsetupEvery}. batch), batches of ${lc.batch}`);
+      lifecycle = await measureLifecycle({
+        pool: pool.name,
+        raw,
+        spawner,
+        ids,
+        transactionId,
+        prefix: `${pool.prefix}lc-`,
+        udevSync,
+        ...lc,
+        warmup: 1,
+        progress: (l) => log('lifecycle', l),
+      });
+    }
 
     const conc = udevSync ? config.concurrencyUdev : config.concurrency;
-    log('concurrency', `${conc.parallel} at once`);
-    const concurrency = await measureConcurrency({
-      pool: pool.name,
-      raw,
-      ids,
-      ...conc,
-      prefix: `${pool.prefix}conc-`,
-      sizeBytes: THIN_BYTES,
-      progress: (l) => log('concurrency', l),
-    });
+    let concurrency: GuestResult['concurrency'] = [];
+    if (has('concurrency')) {
+      log('concurrency', `${conc.parallel} at once`);
+      concurrency = await measureConcurrency({
+        pool: pool.name,
+        raw,
+        ids,
+        ...conc,
+        prefix: `${pool.prefix}conc-`,
+        sizeBytes: THIN_BYTES,
+        progress: (l) => log('concurrency', l),
+      });
+    }
 
     let memory: GuestResult['memory'] = null;
-    if (!udevSync) {
+    if (!udevSync && has('memory')) {
       log('memory', `checkpoints at ${config.memory.checkpoints.join(', ')} calls`);
       memory = await measureMemory({ pool: pool.name, thinId: ids.take(1), ...config.memory, progress: (l) => log('memory', l) });
     }
 
     let scale: GuestResult['scale'] = [];
-    if (!udevSync) {
+    if (!udevSync && has('scale')) {
       log('scale', `sizes ${config.scale.sizes.join(', ')}, one pool each, interleaved`);
       scale = await measureScale({
         ...config.scale,
@@ -179,6 +209,7 @@ async function main(): Promise<void> {
 
     const result: GuestResult = {
       schema: 1,
+      sections,
       mode,
       udev,
       udevSync,
@@ -193,6 +224,7 @@ async function main(): Promise<void> {
       scale,
       concurrency,
       memory,
+      lifecycle,
       reference,
     };
     writeFileSync(values.out, `${JSON.stringify(result)}\n`);

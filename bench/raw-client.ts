@@ -11,6 +11,8 @@ export interface RawReply {
   count?: number;
   udevSync?: boolean;
   ns?: number[];
+  /** lifecycle: per operation, ns of each step. */
+  steps?: number[][];
   error?: string;
   errno?: number;
   index?: number;
@@ -102,6 +104,17 @@ export class RawClient {
       .map(([k, v]) => `${k}=${String(v)}`);
     const reply = await this.request([op, String(count), ...kv].join(' '));
     return reply.ns as number[];
+  }
+
+  /** A batch of lifecycle operations: total ns and each step's ns, per operation. */
+  async lifecycle(count: number, params: Record<string, string | number | undefined>): Promise<{ ns: number[]; steps: number[][] }> {
+    const kv = Object.entries(params)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${String(v)}`);
+    const line = ['lifecycle', String(count), ...kv].join(' ');
+    const reply = await this.request(line);
+    if (!reply.steps || reply.steps.length !== count) throw new RawBenchError(line, { ...reply, error: 'no step times in the reply' });
+    return { ns: reply.ns as number[], steps: reply.steps };
   }
 
   /** Runs argv once (posix_spawn, output drained, exit status checked); ns from spawn to exit. */

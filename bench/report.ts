@@ -7,7 +7,17 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatBytes, formatNs, formatRatio, ratio } from './stats';
 import { barChartSvg } from './svg';
-import { type ContenderName, type GuestResult, type OpName, type OpResult, type OpStats } from './types';
+import {
+  type ContenderName,
+  type GuestResult,
+  LIFECYCLE_CONTENDERS,
+  LIFECYCLE_STEPS,
+  type LifecycleContenderName,
+  type LifecycleResult,
+  type OpName,
+  type OpResult,
+  type OpStats,
+} from './types';
 
 export interface CombinedResult {
   schema: 1;
@@ -223,8 +233,167 @@ function memoryTable(r: GuestResult): string {
   return `${table(['dm calls', 'RSS', 'heap used', 'external', 'RSS vs first', 'heap vs first'], rows)}\n\nGrowth per call (least squares over the second half of the run): heap ${m.heapUsedBytesPerCall.toFixed(1)} B, RSS ${m.rssBytesPerCall.toFixed(1)} B. ${m.gcExposed ? 'Each checkpoint after a full GC.' : 'No --expose-gc: checkpoints without a forced GC.'}`;
 }
 
+const LIFECYCLE_LABEL: Record<LifecycleContenderName, string> = {
+  raw: 'raw C',
+  deviceSet: 'DeviceSet',
+  driver: 'Driver',
+  dmsetup: 'dmsetup',
+};
+const LIFECYCLE_COLOR: Record<LifecycleContenderName, string> = { raw: '#4c72b0', deviceSet: '#dd8452', driver: '#55a868', dmsetup: '#c44e52' };
+
+/** Docker's own driver in this sandbox kernel (issue 5): the lifecycle's reference, not a contender. */
+export const DOCKER_LIFECYCLE = 'Docker (moby v24.0.9) measured earlier in this sandbox kernel: 36 ms / 527 ms (udev off / on; 26 ms with dm.blkdiscard=false)';
+
+/** libuv thread-pool round trips among async_hooks types: each a hop to a worker and back. */
+function isThreadPoolHop(type: string): boolean {
+  return type.startsWith('devmapper:') || type === 'FSREQPROMISE' || type === 'FSREQCALLBACK' || type === 'FILEHANDLECLOSEREQ';
+}
+
+function lifecycleTable(l: LifecycleResult): string {
+  const raw = l.contenders.raw;
+  const rows = LIFECYCLE_CONTENDERS.map((c) => {
+    const s = l.contenders[c];
+    return [
+      LIFECYCLE_LABEL[c],
+      cell(s),
+      ...LIFECYCLE_STEPS.map((k) => cell(s?.steps[k])),
+      `${formatRatio(ratio(s?.mean, raw?.mean))} / ${formatRatio(ratio(s?.p50, raw?.p50))}`,
+    ];
+  });
+  return table(['contender', 'whole lifecycle', ...LIFECYCLE_STEPS, '/ raw C'], rows);
+}
+
+function lifecycleTargets(r: GuestResult, l: LifecycleResult): string {
+  const c = l.contenders;
+  const both = (a?: OpStats, b?: OpStats) => [ratio(a?.mean, b?.mean), ratio(a?.p50, b?.p50)] as const;
+  const rows: string[][] = [];
+  for (const k of ['deviceSet', 'driver'] as const) {
+    const [m, p] = both(c[k], c.raw);
+    rows.push([`${LIFECYCLE_LABEL[k]} / raw C within 1.15x`, `${formatRatio(m)} mean, ${formatRatio(p)} p50`, yes(m <= 1.15), yes(p <= 1.15)]);
+  }
+  for (const k of ['deviceSet', 'driver'] as const) {
+    const [m, p] = both(c.dmsetup, c[k]);
+    rows.push([`dmsetup / ${LIFECYCLE_LABEL[k]} at least 20x`, `${formatRatio(m)} mean, ${formatRatio(p)} p50`, yes(m >= 20), yes(p >= 20)]);
+  }
+  if (r.udev === 'off') {
+    for (const k of ['deviceSet', 'driver'] as const) {
+      const s = c[k];
+      rows.push([
+        `${LIFECYCLE_LABEL[k]} lifecycle under 12 ms without udev`,
+        `${formatNs(s?.mean ?? NaN)} mean, ${formatNs(s?.p50 ?? NaN)} p50`,
+        yes((s?.mean ?? Infinity) < 12e6),
+        yes((s?.p50 ?? Infinity) < 12e6),
+      ]);
+    }
+  }
+  return table(['target (issue 5)', 'figure', 'met (mean)', 'met (p50)'], rows);
+}
+
+function hopsTable(l: LifecycleResult): string {
+  const hop = l.hopCost.asyncNs - l.hopCost.syncNs;
+  const raw = l.contenders.raw?.mean;
+  const kinds = [...new Set(Object.values(l.hops).flatMap((h) => Object.keys(h ?? {})))].sort(
+    (a, b) => Number(isThreadPoolHop(b)) - Number(isThreadPoolHop(a)) || a.localeCompare(b),
+  );
+  const hopKinds = kinds.filter(isThreadPoolHop);
+  const other = kinds.filter((k) => !isThreadPoolHop(k));
+  const rows = (['deviceSet', 'driver'] as const).map((k) => {
+    const h = l.hops[k] ?? {};
+    const total = hopKinds.reduce((sum, t) => sum + (h[t] ?? 0), 0);
+    const over = (l.contenders[k]?.mean ?? NaN) - (raw ?? NaN);
+    return [
+      LIFECYCLE_LABEL[k],
+      ...hopKinds.map((t) => String(h[t] ?? 0)),
+      String(total),
+      formatNs(total * hop),
+      formatNs(over),
+      other.map((t) => `${t} ${h[t] ?? 0}`).join(', '),
+    ];
+  });
+  return `${table(
+    ['one lifecycle', ...hopKinds, 'thread-pool round trips', '× one hop', 'mean − raw C mean', 'other async resources (no thread)'],
+    rows,
+  )}\n\nOne hop in this run: ${formatNs(hop)} (fs.promises.stat ${formatNs(l.hopCost.asyncNs)} p50 against fs.statSync ${formatNs(l.hopCost.syncNs)}).`;
+}
+
+/** Per step: the DeviceSet's and the Driver's time over raw C against their thread hops. */
+function whereTable(l: LifecycleResult): string {
+  const per = l.hopsPerStep;
+  if (!per) return '';
+  const hop = l.hopCost.asyncNs - l.hopCost.syncNs;
+  const hopsOf = (k: 'deviceSet' | 'driver', step?: (typeof LIFECYCLE_STEPS)[number]) => {
+    const counts = step ? per[k]?.[step] : l.hops[k];
+    return Object.entries(counts ?? {})
+      .filter(([t]) => isThreadPoolHop(t))
+      .reduce((sum, [, n]) => sum + n, 0);
+  };
+  const detail = (k: 'deviceSet' | 'driver', step: (typeof LIFECYCLE_STEPS)[number]) => {
+    const c = per[k]?.[step] ?? {};
+    const dmTasks = c['devmapper:task'] ?? 0;
+    const mounts = (c['devmapper:mount'] ?? 0) + (c['devmapper:umount'] ?? 0);
+    const fs = (c.FSREQPROMISE ?? 0) + (c.FSREQCALLBACK ?? 0) + (c.FILEHANDLECLOSEREQ ?? 0);
+    return `${dmTasks} + ${mounts} + ${fs}`;
+  };
+  const mean = (k: LifecycleContenderName, step?: (typeof LIFECYCLE_STEPS)[number]) =>
+    (step ? l.contenders[k]?.steps[step]?.mean : l.contenders[k]?.mean) ?? NaN;
+  const rows = [...LIFECYCLE_STEPS, undefined].map((step) => {
+    const row = [step ?? 'whole lifecycle', formatNs(mean('raw', step))];
+    for (const k of ['deviceSet', 'driver'] as const) {
+      const n = hopsOf(k, step);
+      row.push(
+        formatNs(mean(k, step)),
+        formatNs(mean(k, step) - mean('raw', step)),
+        step ? `${n} (${detail(k, step)})` : String(n),
+        formatNs(n * hop),
+      );
+    }
+    return row;
+  });
+  return table(
+    [
+      'step (means)',
+      'raw C',
+      'DeviceSet',
+      'DeviceSet − raw C',
+      'DeviceSet hops (dm tasks + mount/umount + fs)',
+      '× one hop',
+      'Driver',
+      'Driver − raw C',
+      'Driver hops (dm tasks + mount/umount + fs)',
+      '× one hop',
+    ],
+    rows,
+  );
+}
+
+function lifecycleSection(r: GuestResult, l: LifecycleResult): string[] {
+  const cfg = r.udevSync ? r.config.lifecycleUdev : r.config.lifecycle;
+  return [
+    '',
+    `### Layer lifecycle (${l.contenders.raw?.n ?? 0} per contender, dmsetup ${l.contenders.dmsetup?.n ?? 0}; batches of ${cfg?.batch ?? '?'}; ${formatBytes(l.sizeBytes)} ext4 layers)`,
+    '',
+    'Steps: create = addDevice(snapshot of an inactive image) / Driver.create / create_snap + set_transaction_id; ' +
+      'mount = mkdir + mountDevice / Driver.get / activate + mkdir + mount; write = 4 KiB + fsync; ' +
+      'unmount = unmountDevice / Driver.put / umount + rmdir + remove; delete = deleteDevice / Driver.remove / delete + set_transaction_id. ' +
+      'raw C also writes the DeviceSet\'s metadata files (temporary file, fsync, rename, fsync of the directory); dmsetup writes none. ' +
+      `DeviceSet and Driver options: ${l.options.join(' ')}.`,
+    '',
+    lifecycleTable(l),
+    '',
+    lifecycleTargets(r, l),
+    '',
+    `- ${DOCKER_LIFECYCLE}.`,
+    '',
+    'Thread hops of one lifecycle (async_hooks, an untimed lifecycle; raw C makes none, dmsetup starts 8 processes besides its write):',
+    '',
+    hopsTable(l),
+    ...(l.hopsPerStep ? ['', 'Where the time goes, step by step:', '', whereTable(l)] : []),
+  ];
+}
+
 function referenceLines(r: GuestResult): string {
   const f = r.reference;
+  if (!f) return '';
   return [
     `- Process start of /bin/true: ${formatNs(f.posixSpawnTrue.p50)} p50 with posix_spawn from the C program, ${formatNs(f.nodeSpawnSyncTrue.p50)} with node's spawnSync (node forks a large process).`,
     `- A libuv thread-pool round trip that is not the addon's: fs.promises.stat ${formatNs(f.statAsync.p50)} p50 against fs.statSync ${formatNs(f.statSync.p50)}, a hop of ${formatNs(f.statAsync.p50 - f.statSync.p50)}.`,
@@ -251,26 +420,21 @@ export function renderMarkdown(c: CombinedResult): string {
   );
   for (const r of c.runs) {
     const cfg = r.udevSync ? r.config.singleUdev : r.config.single;
-    out.push(
-      '',
-      `## udev ${r.udev}`,
-      '',
-      kernelLine(r),
-      '',
-      `### Single operations (${cfg.samples} per operation and contender, dmsetup ${dmsetupSamples(r)}; delete three times as many; batches of ${cfg.batch})`,
-      '',
-      singleTable(r),
-      '',
-      '### Where the addon\'s time goes (p50)',
-      '',
-      breakdownTable(r),
-      '',
-      referenceLines(r),
-      '',
-      '### Targets',
-      '',
-      targetsTable(r),
-    );
+    out.push('', `## udev ${r.udev}`, '', kernelLine(r));
+    if (r.single.length)
+      out.push(
+        '',
+        `### Single operations (${cfg.samples} per operation and contender, dmsetup ${dmsetupSamples(r)}; delete three times as many; batches of ${cfg.batch})`,
+        '',
+        singleTable(r),
+        '',
+        '### Where the addon\'s time goes (p50)',
+        '',
+        breakdownTable(r),
+      );
+    if (r.reference) out.push('', referenceLines(r));
+    if (r.single.length) out.push('', '### Targets', '', targetsTable(r));
+    if (r.lifecycle) out.push(...lifecycleSection(r, r.lifecycle));
     if (r.scale.length) out.push('', `### Scale: idle thin devices in the pool (${r.config.scale.samples} per operation)`, '', scaleTable(r));
     if (r.concurrency.length) out.push('', '### Concurrency (dm level)', '', concurrencyTable(r));
     if (r.memory) out.push('', `### Memory (${r.memory.workload})`, '', memoryTable(r));
@@ -282,6 +446,23 @@ export function renderCharts(c: CombinedResult): { file: string; svg: string }[]
   const charts: { file: string; svg: string }[] = [];
   for (const r of c.runs) {
     const contenders: ContenderName[] = ['raw', 'rawHop', 'dm', 'dmSync', 'dmsetup'];
+    const l = r.lifecycle;
+    if (l)
+      charts.push({
+        file: `lifecycle-udev-${r.udev}.svg`,
+        svg: barChartSvg({
+          title: `Mean time of a layer's lifecycle and of its steps, udev ${r.udev} (log scale)`,
+          subtitle: `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${c.date.slice(0, 10)}; absolute times are not a real host's, the ratios are the point`,
+          groups: ['whole lifecycle', ...LIFECYCLE_STEPS],
+          series: LIFECYCLE_CONTENDERS.map((k) => ({
+            name: LIFECYCLE_LABEL[k],
+            color: LIFECYCLE_COLOR[k],
+            values: [l.contenders[k]?.mean ?? NaN, ...LIFECYCLE_STEPS.map((s) => l.contenders[k]?.steps[s]?.mean ?? NaN)],
+          })),
+          yLabel: 'mean',
+        }),
+      });
+    if (!r.single.length) continue;
     charts.push({
       file: `latency-udev-${r.udev}.svg`,
       svg: barChartSvg({
@@ -316,18 +497,19 @@ export function renderCharts(c: CombinedResult): { file: string; svg: string }[]
   return charts;
 }
 
-export function writeReport(outDir: string, c: CombinedResult): string[] {
+/** Writes STEM.json, STEM.md and the charts (prefixed STEM- unless STEM is 'results'). */
+export function writeReport(outDir: string, c: CombinedResult, stem = 'results'): string[] {
   const files: string[] = [];
-  const json = join(outDir, 'results.json');
+  const json = join(outDir, `${stem}.json`);
   // Indented, but each array of samples on one line.
   const text = JSON.stringify(c, null, 1).replace(/\[\s*(-?[\d.e+]+(?:,\s*-?[\d.e+]+)*)\s*\]/g, (_, list: string) => `[${list.replace(/\s+/g, '')}]`);
   writeFileSync(json, `${text}\n`);
   files.push(json);
-  const md = join(outDir, 'results.md');
+  const md = join(outDir, `${stem}.md`);
   writeFileSync(md, renderMarkdown(c));
   files.push(md);
   for (const chart of renderCharts(c)) {
-    const f = join(outDir, chart.file);
+    const f = join(outDir, stem === 'results' || chart.file.startsWith(`${stem}-`) ? chart.file : `${stem}-${chart.file}`);
     writeFileSync(f, chart.svg);
     files.push(f);
   }

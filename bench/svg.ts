@@ -33,7 +33,10 @@ export function barChartSvg(c: BarChart): string {
   const plotH = 300;
   const bottom = 110;
   const legendH = 24;
-  const width = left + c.groups.length * groupWidth + 20;
+  // Wide enough for the title and subtitle too (a rough width per character), so that a
+  // chart of few groups does not cut them off.
+  const textWidth = Math.max(c.title.length * 8.5, (c.subtitle?.length ?? 0) * 6);
+  const width = Math.ceil(left + Math.max(c.groups.length * groupWidth, textWidth) + 20);
   const height = top + legendH + plotH + bottom;
   const plotTop = top + legendH;
   const y = (v: number) => plotTop + plotH - ((Math.log10(v) - lo) / decades) * plotH;

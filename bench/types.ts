@@ -78,6 +78,41 @@ export interface ConcurrencyResult {
   concurrentItem: Stats;
 }
 
+/** The steps of one layer's life, in order; each contender's own calls for them (see lifecycle.ts). */
+export const LIFECYCLE_STEPS = ['create', 'mount', 'write', 'unmount', 'delete'] as const;
+export type LifecycleStep = (typeof LIFECYCLE_STEPS)[number];
+
+/**
+ * raw: the C program making the fewest kernel calls for the sequence (plus the DeviceSet's
+ * metadata-file writes); deviceSet: DeviceSet.addDevice/mountDevice/.../deleteDevice;
+ * driver: Driver.create/get/put/remove; dmsetup: one process per step, as containerd.
+ */
+export const LIFECYCLE_CONTENDERS = ['raw', 'deviceSet', 'driver', 'dmsetup'] as const;
+export type LifecycleContenderName = (typeof LIFECYCLE_CONTENDERS)[number];
+
+export interface LifecycleStats extends OpStats {
+  /** Per step: statistics and every sample (ns), in LIFECYCLE_STEPS order. */
+  steps: Record<LifecycleStep, OpStats>;
+}
+
+export interface LifecycleResult {
+  /** Size of the image device and of each snapshot, bytes. */
+  sizeBytes: number;
+  /** The DeviceSet and Driver options. */
+  options: string[];
+  contenders: Partial<Record<LifecycleContenderName, LifecycleStats>>;
+  /**
+   * Asynchronous resources one untimed lifecycle creates, by async_hooks type: each
+   * 'devmapper:task' and 'FSREQPROMISE' / 'FSREQCALLBACK' is one round trip through libuv's
+   * thread pool (a thread hop there and one back); PROMISE is left out.
+   */
+  hops: Partial<Record<'deviceSet' | 'driver', Record<string, number>>>;
+  /** The same, step by step. */
+  hopsPerStep?: Partial<Record<'deviceSet' | 'driver', Record<LifecycleStep, Record<string, number>>>>;
+  /** One thread-pool round trip in this run: fs.promises.stat against fs.statSync, p50 ns. */
+  hopCost: { syncNs: number; asyncNs: number };
+}
+
 export interface MemoryCheckpoint {
   calls: number;
   rss: number;
@@ -97,8 +132,14 @@ export interface MemoryResult {
   rssBytesPerCall: number;
 }
 
+/** The parts of a run (`--only` picks some). */
+export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle'] as const;
+export type SectionName = (typeof SECTIONS)[number];
+
 export interface GuestResult {
   schema: 1;
+  /** The sections this run measured (absent in results from before --only: all but lifecycle). */
+  sections?: SectionName[];
   mode: BenchConfig['mode'];
   udev: 'on' | 'off';
   udevSync: boolean;
@@ -113,6 +154,9 @@ export interface GuestResult {
   scale: ScalePoint[];
   concurrency: ConcurrencyResult[];
   memory: MemoryResult | null;
+  /** The layer-lifecycle rows (absent in results from before they existed). */
+  lifecycle?: LifecycleResult | null;
+  /** null when the run left the reference section out (--only). */
   reference: {
     /** Starting /bin/true: posix_spawn from the C program, and spawnSync from node. */
     posixSpawnTrue: Stats;
@@ -120,5 +164,5 @@ export interface GuestResult {
     /** A libuv thread-pool round trip that is not the addon's: fs.promises.stat against fs.statSync. */
     statSync: Stats;
     statAsync: Stats;
-  };
+  } | null;
 }
