@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec node dist/sandbox/cli.js --kernel auto --udev on --timeout 600 -- node dist/demo/foundation.js
+exec node dist/sandbox/cli.js --kernel auto --udev on --timeout 600 -- node dist/demo/container-story.js
