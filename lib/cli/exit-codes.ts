@@ -54,6 +54,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[ExitCodeValue, string]> = [
 const BY_CODE: Readonly<Record<string, ExitCodeValue>> = {
   [ErrorCodes.INVALID_ARGUMENT]: ExitCode.USAGE,
   [ErrorCodes.NOT_SUPPORTED]: ExitCode.USAGE,
+  [ErrorCodes.UNSAFE_LAYER_ENTRY]: ExitCode.USAGE,
   [ErrorCodes.UDEV_SYNC_UNSUPPORTED]: ExitCode.USAGE,
   EINVAL: ExitCode.USAGE,
   ENOENT: ExitCode.NOT_FOUND,

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { dm, Driver } from '../../lib';
 import { describeKernel } from '../helpers/kernel-env';
 import { newRoot, readJson, testOptions } from '../helpers/deviceset';
+import { readTar, tarOf } from '../helpers/layer-tar';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 
 const MAIN = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -137,6 +140,31 @@ describeKernel('devmapper command-line tool', () => {
       expect(await fails(4, 'EBUSY', 'remove', 'image', 'ctr')).toContain('devmapper unmount ctr first');
       expect(await ok('unmount', 'ctr')).toBe('');
       expect(await mountsUnder(join(root, 'mnt'))).toEqual([]);
+
+      // import a layer tar as a new layer on image; export it back; a refused tar leaves no layer.
+      const dir = join(root, '..');
+      const layerTar = join(dir, 'app.tar');
+      await pipeline(
+        tarOf([
+          { name: 'app/', type: 'directory', mode: 0o755 },
+          { name: 'app/run.sh', mode: 0o755, uid: 1, gid: 2, content: '#!/bin/sh\necho app\n' },
+        ]),
+        createWriteStream(layerTar),
+      );
+      expect(JSON.parse(await ok('import', layerTar, 'app', 'image', '--json'))).toEqual({ id: 'app', parent: 'image', bytes: 19 });
+      const exported = join(dir, 'app-export.tar');
+      expect(await ok('export', 'app', 'image', '--output', exported)).toBe('');
+      const entries = await readTar(createReadStream(exported));
+      expect(entries.map((e) => [e.header.name, e.header.type])).toEqual([
+        ['app', 'directory'],
+        ['app/run.sh', 'file'],
+      ]);
+      expect(entries[1]).toMatchObject({ header: { mode: 0o755, uid: 1, gid: 2 }, content: '#!/bin/sh\necho app\n' });
+      const badTar = join(dir, 'bad.tar');
+      await pipeline(tarOf([{ name: '../escape', content: 'x' }]), createWriteStream(badTar));
+      await fails(2, 'ERR_UNSAFE_LAYER_ENTRY', 'import', badTar, 'bad', 'image');
+      expect(await ok('remove', 'app')).toBe('');
+      expect((await readdir(join(root, 'metadata'))).sort()).not.toContain('bad');
 
       // peek with the pool down: it comes up read-only for the peek and goes again.
       let metadataBefore = await snapshotDir(join(root, 'metadata'));
