@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { dm, Driver } from '../../lib';
 import { describeKernel } from '../helpers/kernel-env';
 import { newRoot, readJson, testOptions } from '../helpers/deviceset';
+import { DOCKER_STATUS_ROWS } from '../helpers/docker-status';
 import { readTar, tarOf } from '../helpers/layer-tar';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -20,30 +21,6 @@ interface Run {
   stdout: string;
   stderr: string;
 }
-
-/** The status rows `docker info` showed for a loopback pool, in its order. */
-const DOCKER_ROWS = [
-  'Pool Name',
-  'Pool Blocksize',
-  'Base Device Size',
-  'Backing Filesystem',
-  'Udev Sync Supported',
-  'Data file',
-  'Metadata file',
-  'Data loop file',
-  'Metadata loop file',
-  'Data Space Used',
-  'Data Space Total',
-  'Data Space Available',
-  'Metadata Space Used',
-  'Metadata Space Total',
-  'Metadata Space Available',
-  'Thin Pool Minimum Free Space',
-  'Deferred Removal Enabled',
-  'Deferred Deletion Enabled',
-  'Deferred Deleted Device Count',
-  'Library Version',
-];
 
 /** Names, sizes, modes, mtimes and contents of every file in the directory. */
 async function snapshotDir(dir: string): Promise<Record<string, string>> {
@@ -98,7 +75,7 @@ describeKernel('devmapper command-line tool', () => {
     try {
       // The first open makes the pool and the base device's file system.
       const status = JSON.parse(await ok('pool', 'status', '--json'));
-      expect(status.rows.map((r: [string, string]) => r[0])).toEqual(DOCKER_ROWS);
+      expect(status.rows.map((r: [string, string]) => r[0])).toEqual(DOCKER_STATUS_ROWS);
       expect(status.rows[0][1]).toBe(status.status.poolName);
       expect(status.status.poolKind).toBe('loopback');
       expect(status.status.baseDeviceSizeBytes).toBe(64 * 1024 * 1024);

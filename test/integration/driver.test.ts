@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { DevmapperError, Driver, dm, humanSize } from '../../lib';
 import { describeKernel } from '../helpers/kernel-env';
 import { newRoot, testOptions } from '../helpers/deviceset';
+import { DOCKER_STATUS_ROWS } from '../helpers/docker-status';
 
 async function mode(path: string): Promise<string> {
   return ((await stat(path)).mode & 0o777).toString(8);
@@ -125,28 +126,7 @@ describeKernel('graph Driver', () => {
       expect((await rejection(driver.getMetadata('nope'))).code).toBe('ENOENT');
 
       const rows = await driver.status();
-      expect(rows.map(([k]) => k)).toEqual([
-        'Pool Name',
-        'Pool Blocksize',
-        'Base Device Size',
-        'Backing Filesystem',
-        'Udev Sync Supported',
-        'Data file',
-        'Metadata file',
-        'Data loop file',
-        'Metadata loop file',
-        'Data Space Used',
-        'Data Space Total',
-        'Data Space Available',
-        'Metadata Space Used',
-        'Metadata Space Total',
-        'Metadata Space Available',
-        'Thin Pool Minimum Free Space',
-        'Deferred Removal Enabled',
-        'Deferred Deletion Enabled',
-        'Deferred Deleted Device Count',
-        'Library Version',
-      ]);
+      expect(rows.map(([k]) => k)).toEqual(DOCKER_STATUS_ROWS);
       const row = Object.fromEntries(rows);
       expect(row['Pool Name']).toBe(driver.deviceSet.poolName);
       expect(row['Pool Blocksize']).toBe('65.54kB');
@@ -286,6 +266,44 @@ describeKernel('graph Driver', () => {
       expect((await rejection(driver.create('c', 'no-parent'))).code).toBe('ENOENT');
       expect(await readdir(join(home, 'mnt'))).toEqual([]);
       expect(await readdir(home)).not.toContain('x');
+    });
+  });
+
+  test('reliability row 16: remove racing get: get fails cleanly or remove is EBUSY, never a path to a deleted device', async () => {
+    await withDriver(async (driver, home) => {
+      const outcomes = { getWon: 0, removeWon: 0 };
+      for (let i = 0; i < 12; i++) {
+        const id = `race${i}`;
+        await driver.create(id, '');
+        // Alternate which call starts first, and let the other start a tick or none later.
+        const calls = [() => driver.get(id), () => driver.remove(id)] as const;
+        const order = i % 2 === 0 ? [0, 1] : [1, 0];
+        const pending: Promise<unknown>[] = [];
+        for (const k of order) {
+          pending[k] = calls[k]();
+          if (i % 4 >= 2) await new Promise((r) => setImmediate(r));
+        }
+        const [got, removed] = await Promise.allSettled(pending);
+        if (got.status === 'fulfilled') {
+          outcomes.getWon++;
+          expect(removed).toMatchObject({ status: 'rejected', reason: { code: 'EBUSY' } });
+          expect(got.value).toBe(join(home, 'mnt', id, 'rootfs'));
+          expect(await mountCount(join(home, 'mnt', id))).toBe(1);
+          expect(await driver.exists(id)).toBe(true);
+          await driver.put(id);
+          await driver.remove(id);
+        } else {
+          outcomes.removeWon++;
+          expect(removed.status).toBe('fulfilled');
+          expect(got.reason).toMatchObject({ code: 'ENOENT' });
+          expect(await driver.exists(id)).toBe(false);
+          expect(await mountCount(join(home, 'mnt', id))).toBe(0);
+        }
+      }
+      process.stdout.write(`remove racing get: get first ${outcomes.getWon}, remove first ${outcomes.removeWon}\n`);
+      expect(outcomes.getWon + outcomes.removeWon).toBe(12);
+      expect(await driver.deviceSet.list()).toEqual([]);
+      expect(await readdir(join(home, 'mnt'))).toEqual([]);
     });
   });
 

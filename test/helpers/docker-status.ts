@@ -1,0 +1,23 @@
+/** The status rows `docker info` showed for a loopback devicemapper pool, in its order (moby v24, design.md). */
+export const DOCKER_STATUS_ROWS = [
+  'Pool Name',
+  'Pool Blocksize',
+  'Base Device Size',
+  'Backing Filesystem',
+  'Udev Sync Supported',
+  'Data file',
+  'Metadata file',
+  'Data loop file',
+  'Metadata loop file',
+  'Data Space Used',
+  'Data Space Total',
+  'Data Space Available',
+  'Metadata Space Used',
+  'Metadata Space Total',
+  'Metadata Space Available',
+  'Thin Pool Minimum Free Space',
+  'Deferred Removal Enabled',
+  'Deferred Deletion Enabled',
+  'Deferred Deleted Device Count',
+  'Library Version',
+] as const;
