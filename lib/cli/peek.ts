@@ -136,7 +136,7 @@ export async function peekVolume(root: string, options: string[], id: string, pa
   try {
     const pool = await poolForPeek(root, opts.thinPoolDevice ?? poolNameOf(prefix), opts.thinPoolDevice !== null, opts.blockSizeSectors, cleanup);
     const name = `devmapper-peek-${process.pid}-${meta.deviceId}`;
-    await dm.activateDevice(pool, name, meta.deviceId, meta.size, { readOnly: true });
+    await dm.activateDevice(pool, name, meta.deviceId, meta.size, { readOnly: true, udevPrivate: true });
     cleanup.push(() => dm.removeDevice(name));
     const device = `/dev/mapper/${name}`;
     const fs = recordedFs === 'ext4' || recordedFs === 'xfs' ? recordedFs : (await probeFilesystem(device)).type;

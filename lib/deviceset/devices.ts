@@ -149,7 +149,8 @@ export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: De
   if (info) {
     if (info.deferredRemove) await dm.cancelDeferredRemove(name);
   } else {
-    await dm.activateDevice(s.pool.name, name, meta.deviceId, meta.size);
+    // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
+    await dm.activateDevice(s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true });
   }
   s.activated.add(hash);
   return `/dev/mapper/${name}`;

@@ -1,6 +1,7 @@
 /** Thin device activation and the life cycle of a mapped device: suspend, resume, remove. */
 import { DevmapperError, ErrorCodes } from '../errors';
 import { abortError, sleep } from '../util/abort';
+import { native } from '../native';
 import { formatThinTable } from './parse';
 import { runTask } from './task';
 import { warnIfUdevTimedOut } from './udev-timeout';
@@ -12,6 +13,19 @@ export interface ActivateOptions {
   readOnly?: boolean;
   /** A read-only device whose blocks the thin device reads until it writes its own. */
   externalOrigin?: string;
+  /**
+   * Keep the device private to udev, as devicemapper-rs does for its internal devices: udev
+   * makes the /dev/mapper node but skips the disk rules (no blkid probe, no /dev/disk/by-*
+   * links) and the other packages' rules, which is most of what a udev wait costs. For
+   * container layers, which nothing looks up by UUID. Default false (every rule runs).
+   */
+  udevPrivate?: boolean;
+}
+
+/** The udev flags that keep a device to the device-mapper rules only. */
+function privateUdevFlags(): number {
+  const f = native().udevFlags;
+  return f.DISABLE_DISK_RULES | f.DISABLE_OTHER_RULES;
 }
 
 /**
@@ -55,6 +69,7 @@ export async function activateDevice(
     targets: [{ start: 0, length: size / SECTOR_BYTES, type: 'thin', params }],
     addNode: 'create',
     readOnly: opts.readOnly,
+    udevFlags: opts.udevPrivate ? privateUdevFlags() : 0,
     operation: `activate thin ${id}`,
   });
   warnIfUdevTimedOut(res, 'activate', dev);

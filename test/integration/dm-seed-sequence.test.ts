@@ -3,12 +3,12 @@
  * mount, write, unmount, create_snap of the active origin, read the file in the snapshot,
  * delete, remove.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { dm, sys } from '../../lib';
-import { describeKernel } from '../helpers/kernel-env';
-import { mkfsExt4, withPool } from '../helpers/pool';
+import { describeKernel, kernelEnv } from '../helpers/kernel-env';
+import { execFileP, mkfsExt4, withPool } from '../helpers/pool';
 
 describeKernel('the seed sequence', () => {
   jest.setTimeout(120_000);
@@ -128,5 +128,35 @@ describeKernel('the seed sequence', () => {
       },
       { dataBytes: 128 << 20 },
     );
+  });
+  test('udevPrivate: the /dev/mapper node is made and mounts, but udev skips the disk rules (no blkid, no by-uuid link)', async () => {
+    await withPool(async (p) => {
+      const name = p.name('layer');
+      const uuid = '6d0c3f52-5e3a-4b7e-9d55-0f1c2b3a4d5e';
+      await dm.createDevice(p.poolName, 0);
+      await dm.activateDevice(p.poolName, name, 0, 64 << 20);
+      await execFileP('mkfs.ext4', ['-q', '-F', '-U', uuid, '-E', 'nodiscard', `/dev/mapper/${name}`]);
+      await dm.removeDevice(name);
+      const link = `/dev/disk/by-uuid/${uuid}`;
+      // Every rule: with udevd, blkid runs on the add event and links the UUID.
+      await dm.activateDevice(p.poolName, name, 0, 64 << 20);
+      expect(existsSync(link)).toBe(kernelEnv().udev === 'on');
+      await dm.removeDevice(name);
+      // Private: the node only.
+      await dm.activateDevice(p.poolName, name, 0, 64 << 20, { udevPrivate: true });
+      expect(existsSync(`/dev/mapper/${name}`)).toBe(true);
+      expect(existsSync(link)).toBe(false);
+      const mnt = join(p.dir, 'mnt');
+      await mkdir(mnt, { recursive: true });
+      await sys.mount(`/dev/mapper/${name}`, mnt, 'ext4');
+      try {
+        expect(await readdir(mnt)).toContain('lost+found');
+      } finally {
+        await sys.unmount(mnt);
+      }
+      await dm.removeDevice(name);
+      expect(existsSync(`/dev/mapper/${name}`)).toBe(false);
+      await dm.deleteDevice(p.poolName, 0);
+    });
   });
 });
