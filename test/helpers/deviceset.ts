@@ -42,6 +42,8 @@ export interface ChildResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   result: { ok: boolean; out?: unknown[]; code?: string; message?: string } | null;
+  /** Every JSON line the child printed, in order (the cycle reports of a `cycles` run). */
+  lines: Record<string, unknown>[];
   stderr: string;
 }
 
@@ -49,7 +51,7 @@ const CHILD = join(__dirname, '..', 'fixtures', 'deviceset-child.js');
 
 /** Runs ops on the root in a new process; crashPoint makes it SIGKILL itself there. */
 export function runChild(
-  spec: { root: string; options: string[]; ops: object[]; shutdown?: boolean; check?: boolean },
+  spec: { root: string; options: string[]; ops?: object[]; cycles?: object[]; shutdown?: boolean; check?: boolean },
   crash?: { point: string; after?: number },
 ): Promise<ChildResult> {
   const env = { ...process.env };
@@ -60,19 +62,21 @@ export function runChild(
   return new Promise((resolve) => {
     execFile(process.execPath, [CHILD, JSON.stringify(spec)], { env, timeout: 300_000 }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
-      let result: ChildResult['result'] = null;
-      const line = stdout.trim().split('\n').pop();
-      if (line) {
+      const lines: Record<string, unknown>[] = [];
+      for (const text of stdout.trim().split('\n')) {
         try {
-          result = JSON.parse(line);
+          if (text) lines.push(JSON.parse(text));
         } catch {
-          result = null;
+          // not a report line
         }
       }
+      const last = lines[lines.length - 1];
+      const result = last && 'ok' in last ? (last as ChildResult['result']) : null;
       resolve({
         code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
         signal: e?.signal ?? null,
         result,
+        lines,
         stderr,
       });
     });
