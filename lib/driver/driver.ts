@@ -334,19 +334,7 @@ export class Driver {
     const rootfs = await this.get(id);
     let handedOver = false;
     try {
-      let layer: TreeNode;
-      let old: TreeNode;
-      if (base === '') {
-        layer = await readTree(rootfs);
-        old = emptyDir();
-      } else {
-        const parentRoot = await this.get(base);
-        try {
-          [layer, old] = await Promise.all([readTree(rootfs), readTree(parentRoot)]);
-        } finally {
-          await this.put(base);
-        }
-      }
+      const [layer, old] = await this.readTrees(rootfs, base);
       const exported = exportChanges(rootfs, layer, treeChanges(layer, old).sort(byPath));
       let released: Promise<void> | undefined;
       // The unmount waits for the writer to close the layer's files.
@@ -382,16 +370,21 @@ export class Driver {
     const base = this.checkParent(parent);
     const rootfs = await this.get(id);
     try {
-      if (base === '') return await fn(rootfs, await readTree(rootfs), emptyDir());
-      const parentRoot = await this.get(base);
-      try {
-        const [layer, old] = await Promise.all([readTree(rootfs), readTree(parentRoot)]);
-        return await fn(rootfs, layer, old);
-      } finally {
-        await this.put(base);
-      }
+      const [layer, old] = await this.readTrees(rootfs, base);
+      return await fn(rootfs, layer, old);
     } finally {
       await this.put(id);
+    }
+  }
+
+  /** The trees of a mounted layer's rootfs and of `base` ('' = an empty tree), which is mounted only while it is read. */
+  private async readTrees(rootfs: string, base: string): Promise<[TreeNode, TreeNode]> {
+    if (base === '') return [await readTree(rootfs), emptyDir()];
+    const parentRoot = await this.get(base);
+    try {
+      return await Promise.all([readTree(rootfs), readTree(parentRoot)]);
+    } finally {
+      await this.put(base);
     }
   }
 
