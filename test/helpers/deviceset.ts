@@ -17,6 +17,18 @@ export function testOptions(extra: string[] = []): string[] {
   return [...opts, ...extra];
 }
 
+/** The typed form of testOptions(), for the options only the typed form has (ours, such as errorIfNoSpace). */
+export function typedTestOptions(extra: DeviceSetOptions = {}): DeviceSetOptions {
+  return {
+    baseSize: '64M',
+    loopDataSize: '1G',
+    loopMetadataSize: '64M',
+    fs: 'ext4',
+    overrideUdevSyncCheck: kernelEnv().udev === 'off',
+    ...extra,
+  };
+}
+
 export async function newRoot(): Promise<string> {
   const dir = join(SCRATCH_ROOT, uniquePrefix());
   await mkdir(dir, { recursive: true });

@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm, type DeviceSet, type PoolEvent, type PoolEventType } from '../../lib';
 import { kernelEnv, describeKernel } from '../helpers/kernel-env';
-import { testOptions, withDeviceSet } from '../helpers/deviceset';
+import { testOptions, typedTestOptions, withDeviceSet } from '../helpers/deviceset';
 
 const MiB = 1024 * 1024;
 /** Upper bound between the write that causes a change and its event (the sandbox is slow). */
@@ -74,24 +74,11 @@ describeKernel(`DeviceSet pool events (udev ${kernelEnv().udev})`, () => {
 
   test('filling a thin volume: low-water at the crossing, out-of-data-space when full, writable after resizePool; nothing while idle', async () => {
     const lowWater = 512; // data blocks of 64 KiB: 32 MiB of the 128 MiB pool
-    const options = {
-      baseSize: '64M',
-      loopDataSize: '128M',
-      loopMetadataSize: '64M',
-      fs: 'ext4' as const,
-      minFreeSpace: 0,
-      lowWaterMarkBlocks: lowWater,
-      overrideUdevSyncCheck: kernelEnv().udev === 'off',
-    };
+    // errorIfNoSpace: writers get EIO at once when the pool is full, instead of queueing (and hanging the test).
+    const options = typedTestOptions({ loopDataSize: '128M', minFreeSpace: 0, lowWaterMarkBlocks: lowWater, errorIfNoSpace: true });
     await withDeviceSet(
       async (ds) => {
-        expect((await dm.getTable(ds.poolName))[0].params).toMatch(/ 128 512 /);
-        const st = await ds.status();
-        // Writers get EIO at once when the pool is full, instead of queueing (and hanging the test).
-        await dm.reloadPool(ds.poolName, st.dataDevice as string, st.metadataDevice as string, {
-          lowWaterMark: lowWater,
-          features: ['skip_block_zeroing', 'error_if_no_space'],
-        });
+        expect((await dm.getTable(ds.poolName))[0].params).toMatch(/ 128 512 2 skip_block_zeroing error_if_no_space$/);
 
         // A thin volume larger than the pool, outside the DeviceSet's bookkeeping.
         const thinId = 4000;

@@ -7,23 +7,11 @@ import { execFile } from 'node:child_process';
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm, sys } from '../../lib';
-import { DeviceSet, type DeviceSetOptions } from '../../lib/deviceset';
-import { describeKernel, kernelEnv } from '../helpers/kernel-env';
-import { newRoot, readJson, testOptions, withDeviceSet } from '../helpers/deviceset';
+import { DeviceSet } from '../../lib/deviceset';
+import { describeKernel } from '../helpers/kernel-env';
+import { newRoot, readJson, testOptions, typedTestOptions, withDeviceSet } from '../helpers/deviceset';
 
 const MiB = 1024 * 1024;
-
-/** The typed form of testOptions(), for the options only the typed form has. */
-function typedTestOptions(extra: DeviceSetOptions = {}): DeviceSetOptions {
-  return {
-    baseSize: '64M',
-    loopDataSize: '1G',
-    loopMetadataSize: '64M',
-    fs: 'ext4',
-    overrideUdevSyncCheck: kernelEnv().udev === 'off',
-    ...extra,
-  };
-}
 
 async function poolStatus(pool: string): Promise<dm.ThinPoolStatusOk> {
   const st = await dm.getPoolStatus(pool);
