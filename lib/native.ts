@@ -114,12 +114,56 @@ export interface NativeEventWatcher {
 
 export type NativeEventCallback = (err: DevmapperError | null, eventNr: number | null) => void;
 
+/** One step of {@link NativeAddon.runSteps}. */
+export interface NativeStep {
+  kind: 'task' | 'writeFile' | 'createFile' | 'syncDir' | 'unlink' | 'mount' | 'umount' | 'mkdir' | 'rmdir' | 'crash';
+  /** kind 'task': the dm task. */
+  task?: NativeTaskSpec;
+  /** The file (writeFile, unlink), directory (syncDir, mkdir, rmdir) or mount target. */
+  path?: string;
+  /** writeFile, createFile: the contents; mount: the data argument. */
+  data?: string;
+  source?: string;
+  fstype?: string;
+  /** mount / umount2 flags. */
+  flags?: number;
+  /** writeFile / createFile / mkdir mode (default 0600; createFile and mkdir set it exactly, whatever the umask). */
+  mode?: number;
+  /** errnos that count as done (the step's result keeps the errno). */
+  okErrnos?: number[];
+  /** Runs even after an earlier step failed (a resume after a suspend). */
+  always?: boolean;
+  /** What to call the step in an error message. */
+  operation?: string;
+}
+
+/** What one step did. */
+export interface NativeStepResult {
+  ran: boolean;
+  /** A tolerated errno, 0 when the call succeeded. */
+  errno: number;
+  ns: number;
+  task?: NativeTaskResult;
+}
+
+/** The outcome of {@link NativeAddon.runSteps}: resolves on failure too. */
+export interface NativeStepsOutcome {
+  results: NativeStepResult[];
+  /** The first failed step's index, -1 when none failed. */
+  failedStep: number;
+  error: DevmapperError | null;
+}
+
 export interface NativeAddon {
   setErrorClass(cls: typeof DevmapperError): void;
   setLogLevel(level: number): void;
   getLogLevel(): number;
   runTask(spec: NativeTaskSpec): Promise<NativeTaskResult>;
   runTaskSync(spec: NativeTaskSpec): NativeTaskResult;
+  /** runTaskSync when the libdm lock is free, else null (nothing ran). Cookie-less tasks only. */
+  tryRunTaskSync(spec: NativeTaskSpec): NativeTaskResult | null;
+  /** One libuv job for a sequence of steps (src-native/step_plan.h). */
+  runSteps(steps: NativeStep[]): Promise<NativeStepsOutcome>;
   EventWatcher: new (name: string, callback: NativeEventCallback) => NativeEventWatcher;
   libraryVersion(): string;
   udevSyncSupported(): boolean;
@@ -136,6 +180,7 @@ export interface NativeAddon {
   blockDiscard(path: string, offsetBytes: number, lengthBytes: number): Promise<void>;
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
+  isMountPoint(path: string): boolean;
   lgetxattr(path: string, name: string): Promise<Buffer | null>;
   lsetxattr(path: string, name: string, value: Buffer): Promise<void>;
   lremovexattr(path: string, name: string): Promise<void>;

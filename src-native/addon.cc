@@ -6,6 +6,7 @@
 #include "dm_task.h"
 #include "event_watcher.h"
 #include "libdm_lock.h"
+#include "step_plan.h"
 #include "sys_ops.h"
 
 namespace devmapper {
@@ -90,6 +91,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getLogLevel", Napi::Function::New(env, GetLogLevel, "getLogLevel"));
   exports.Set("runTask", Napi::Function::New(env, RunTaskJs, "runTask"));
   exports.Set("runTaskSync", Napi::Function::New(env, RunTaskSyncJs, "runTaskSync"));
+  exports.Set("tryRunTaskSync", Napi::Function::New(env, TryRunTaskSyncJs, "tryRunTaskSync"));
+  exports.Set("runSteps", Napi::Function::New(env, RunStepsJs, "runSteps"));
   exports.Set("EventWatcher", EventWatcher::Define(env));
   exports.Set("libraryVersion", Napi::Function::New(env, LibraryVersion, "libraryVersion"));
   exports.Set("udevSyncSupported",
@@ -104,6 +107,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("blockDiscard", Napi::Function::New(env, BlockDiscardJs, "blockDiscard"));
   exports.Set("mount", Napi::Function::New(env, MountJs, "mount"));
   exports.Set("umount", Napi::Function::New(env, UmountJs, "umount"));
+  exports.Set("isMountPoint", Napi::Function::New(env, IsMountPointJs, "isMountPoint"));
   exports.Set("lgetxattr", Napi::Function::New(env, LgetxattrJs, "lgetxattr"));
   exports.Set("lsetxattr", Napi::Function::New(env, LsetxattrJs, "lsetxattr"));
   exports.Set("lremovexattr", Napi::Function::New(env, LremovexattrJs, "lremovexattr"));

@@ -272,45 +272,66 @@ TaskSpec TaskSpecFromJs(const Napi::Object& o) {
   return s;
 }
 
-void RunTask(const TaskSpec& spec, TaskResult* r, NativeError* e) {
+namespace {
+
+// The task itself, with the libdm lock held by the caller; the udev cookie it set (0: none)
+// is left for the caller to wait on after the lock is released.
+void RunLocked(const TaskSpec& spec, TaskResult* r, NativeError* e, uint32_t* cookie_out) {
   uint32_t cookie = 0;
   bool cookie_set = false;
+  struct dm_task* dmt = dm_task_create(spec.type);
+  if (dmt == nullptr) {
+    e->Set(spec.operation, DeviceLabel(spec), ENOMEM, FailureMessage(spec, ENOMEM, r->logs));
+  } else {
+    const char* bad = ConfigureTask(dmt, spec);
+    if (bad != nullptr) {
+      e->Set(spec.operation, DeviceLabel(spec), EINVAL,
+             FailureMessage(spec, EINVAL, r->logs) + " (libdevmapper refused " + bad + ")");
+    } else if (spec.use_cookie && !dm_task_set_cookie(dmt, &cookie, spec.udev_flags)) {
+      e->Set(spec.operation, DeviceLabel(spec), 0,
+             FailureMessage(spec, 0, r->logs) + " (could not set a udev cookie)");
+    } else {
+      cookie_set = spec.use_cookie;
+      if (dm_task_run(dmt)) {
+        CollectResults(dmt, spec, r);
+      } else {
+        int err = dm_task_get_errno(dmt);
+        // A create with a table runs create, load and resume as sub-tasks whose errno
+        // libdevmapper does not copy back; the errno it logged with the failure is the one.
+        if (err == 0)
+          for (const LogLine& l : r->logs)
+            if (l.level <= 3 && l.err > 0) err = l.err;
+        e->Set(spec.operation, DeviceLabel(spec), err, FailureMessage(spec, err, r->logs));
+      }
+    }
+    dm_task_destroy(dmt);
+  }
+  // Without a udev cookie, libdevmapper has only stacked its /dev/mapper node changes:
+  // apply them now, on every path, so no later caller finds a stale node.
+  if (cookie == 0) dm_task_update_nodes();
+  *cookie_out = cookie_set ? cookie : 0;
+}
+
+}  // namespace
+
+void RunTask(const TaskSpec& spec, TaskResult* r, NativeError* e) {
+  uint32_t cookie = 0;
   {
     LibdmCall call(&r->logs);
-    struct dm_task* dmt = dm_task_create(spec.type);
-    if (dmt == nullptr) {
-      e->Set(spec.operation, DeviceLabel(spec), ENOMEM, FailureMessage(spec, ENOMEM, r->logs));
-    } else {
-      const char* bad = ConfigureTask(dmt, spec);
-      if (bad != nullptr) {
-        e->Set(spec.operation, DeviceLabel(spec), EINVAL,
-               FailureMessage(spec, EINVAL, r->logs) + " (libdevmapper refused " + bad + ")");
-      } else if (spec.use_cookie && !dm_task_set_cookie(dmt, &cookie, spec.udev_flags)) {
-        e->Set(spec.operation, DeviceLabel(spec), 0,
-               FailureMessage(spec, 0, r->logs) + " (could not set a udev cookie)");
-      } else {
-        cookie_set = spec.use_cookie;
-        if (dm_task_run(dmt)) {
-          CollectResults(dmt, spec, r);
-        } else {
-          int err = dm_task_get_errno(dmt);
-          // A create with a table runs create, load and resume as sub-tasks whose errno
-          // libdevmapper does not copy back; the errno it logged with the failure is the one.
-          if (err == 0)
-            for (const LogLine& l : r->logs)
-              if (l.level <= 3 && l.err > 0) err = l.err;
-          e->Set(spec.operation, DeviceLabel(spec), err, FailureMessage(spec, err, r->logs));
-        }
-      }
-      dm_task_destroy(dmt);
-    }
-    // Without a udev cookie, libdevmapper has only stacked its /dev/mapper node changes:
-    // apply them now, on every path, so no later caller finds a stale node.
-    if (cookie == 0) dm_task_update_nodes();
+    RunLocked(spec, r, e, &cookie);
   }
-  if (cookie_set && cookie != 0) WaitCookie(cookie, spec.udev_timeout_ms, r);
+  if (cookie != 0) WaitCookie(cookie, spec.udev_timeout_ms, r);
   r->cookie = cookie;
   if (e->set) e->logs = r->logs;
+}
+
+bool TryRunTask(const TaskSpec& spec, TaskResult* r, NativeError* e) {
+  LibdmCall call(&r->logs, std::try_to_lock);
+  if (!call.owns()) return false;
+  uint32_t cookie = 0;
+  RunLocked(spec, r, e, &cookie);
+  if (e->set) e->logs = r->logs;
+  return true;
 }
 
 Napi::Object TaskResultToJs(Napi::Env env, const TaskSpec& spec, const TaskResult& r) {
@@ -419,6 +440,21 @@ Napi::Value RunTaskSyncJs(const Napi::CallbackInfo& info) {
   TaskResult result;
   NativeError error;
   RunTask(spec, &result, &error);
+  if (error.set) throw Napi::Error(env, MakeJsError(env, error));
+  return TaskResultToJs(env, spec, result);
+}
+
+Napi::Value TryRunTaskSyncJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject())
+    throw Napi::TypeError::New(env, "tryRunTaskSync(spec): spec must be an object");
+  TaskSpec spec = TaskSpecFromJs(info[0].As<Napi::Object>());
+  // A cookie would mean waiting for udev on the JS thread: only queries come this way.
+  if (spec.use_cookie)
+    throw Napi::TypeError::New(env, "tryRunTaskSync: only tasks without a udev cookie");
+  TaskResult result;
+  NativeError error;
+  if (!TryRunTask(spec, &result, &error)) return env.Null();
   if (error.set) throw Napi::Error(env, MakeJsError(env, error));
   return TaskResultToJs(env, spec, result);
 }

@@ -94,6 +94,10 @@ TaskSpec TaskSpecFromJs(const Napi::Object& o);
 // Runs the task; fills result or error. Safe to call from any thread.
 void RunTask(const TaskSpec& spec, TaskResult* result, NativeError* error);
 
+// The same, but only if the libdm lock is free right now (returns false without running
+// otherwise), and without any udev wait: for cookie-less queries on the JS thread.
+bool TryRunTask(const TaskSpec& spec, TaskResult* result, NativeError* error);
+
 Napi::Object TaskResultToJs(Napi::Env env, const TaskSpec& spec, const TaskResult& r);
 
 // JS: runTask(spec) -> Promise<result>
@@ -101,5 +105,8 @@ Napi::Value RunTaskJs(const Napi::CallbackInfo& info);
 // JS: runTaskSync(spec) -> result (throws DevmapperError); for cheap queries where a thread
 // hop would cost more than the ioctl.
 Napi::Value RunTaskSyncJs(const Napi::CallbackInfo& info);
+// JS: tryRunTaskSync(spec) -> result, or null when another thread holds the libdm lock (the
+// caller then hops instead of blocking the event loop behind that thread's ioctl).
+Napi::Value TryRunTaskSyncJs(const Napi::CallbackInfo& info);
 
 }  // namespace devmapper

@@ -44,8 +44,13 @@ LibdmCall::LibdmCall(std::vector<LogLine>* sink) : lock_(libdm_mutex) {
   current_sink = sink;
 }
 
+LibdmCall::LibdmCall(std::vector<LogLine>* sink, std::try_to_lock_t)
+    : lock_(libdm_mutex, std::try_to_lock) {
+  if (lock_.owns_lock()) current_sink = sink;
+}
+
 LibdmCall::~LibdmCall() {
-  current_sink = nullptr;
+  if (lock_.owns_lock()) current_sink = nullptr;
 }
 
 void InitLibdmLogging() {

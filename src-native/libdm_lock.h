@@ -24,7 +24,11 @@ struct LogLine {
 class LibdmCall {
  public:
   explicit LibdmCall(std::vector<LogLine>* sink);
+  // Takes the mutex only if it is free: owns() says whether it did (and then only is the sink
+  // installed). For the JS thread, which must not wait behind another thread's ioctl.
+  LibdmCall(std::vector<LogLine>* sink, std::try_to_lock_t);
   ~LibdmCall();
+  bool owns() const { return lock_.owns_lock(); }
   LibdmCall(const LibdmCall&) = delete;
   LibdmCall& operator=(const LibdmCall&) = delete;
 

@@ -1,4 +1,6 @@
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -41,6 +43,23 @@ Napi::Value UmountJs(const Napi::CallbackInfo& info) {
           e->Set("umount", target, errno, "umount " + target + " failed: " + strerror(errno));
       },
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value IsMountPointJs(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  struct statx sx;
+  if (statx(AT_FDCWD, path.c_str(), AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &sx) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Napi::Boolean::New(info.Env(), false);
+    throw Napi::Error::New(info.Env(), "statx " + path + ": " + strerror(errno));
+  }
+  if (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+    return Napi::Boolean::New(info.Env(), (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0);
+  // Kernels before 5.8 do not report the attribute: a different device than the parent's.
+  struct statx parent;
+  if (statx(AT_FDCWD, (path + "/..").c_str(), AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &parent) < 0)
+    throw Napi::Error::New(info.Env(), "statx " + path + "/..: " + strerror(errno));
+  return Napi::Boolean::New(info.Env(), sx.stx_dev_major != parent.stx_dev_major ||
+                                            sx.stx_dev_minor != parent.stx_dev_minor);
 }
 
 Napi::Object MountConstants(Napi::Env env) {

@@ -29,6 +29,9 @@ Napi::Value BlockDiscardJs(const Napi::CallbackInfo& info);
 Napi::Value MountJs(const Napi::CallbackInfo& info);
 // umount(target, flags) -> undefined
 Napi::Value UmountJs(const Napi::CallbackInfo& info);
+// isMountPoint(path) -> boolean, synchronously (one statx): whether path is the root of a
+// mount; false when it does not exist.
+Napi::Value IsMountPointJs(const Napi::CallbackInfo& info);
 
 // lgetxattr(path, name) -> Buffer, or null when the path has no such attribute
 Napi::Value LgetxattrJs(const Napi::CallbackInfo& info);

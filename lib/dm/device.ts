@@ -1,11 +1,10 @@
 /** Thin device activation and the life cycle of a mapped device: suspend, resume, remove. */
 import { DevmapperError, ErrorCodes } from '../errors';
 import { abortError, sleep } from '../util/abort';
-import { native } from '../native';
-import { formatThinTable } from './parse';
+import { activateSpec, cancelDeferredRemoveSpec, mknodesSpec, removeSpec, resumeSpec, suspendSpec } from './specs';
 import { runTask } from './task';
 import { warnIfUdevTimedOut } from './udev-timeout';
-import { checkBlockDeviceRef, checkSizeBytes, checkThinId, resolveDeviceName, SECTOR_BYTES } from './validate';
+import { resolveDeviceName } from './validate';
 
 /** How {@link activateDevice} maps the thin device. */
 export interface ActivateOptions {
@@ -20,12 +19,6 @@ export interface ActivateOptions {
    * container layers, which nothing looks up by UUID. Default false (every rule runs).
    */
   udevPrivate?: boolean;
-}
-
-/** The udev flags that keep a device to the device-mapper rules only. */
-function privateUdevFlags(): number {
-  const f = native().udevFlags;
-  return f.DISABLE_DISK_RULES | f.DISABLE_OTHER_RULES;
 }
 
 /**
@@ -57,22 +50,9 @@ export async function activateDevice(
   sizeBytes: number,
   opts: ActivateOptions = {},
 ): Promise<void> {
-  const pool = resolveDeviceName(poolName, 'poolName');
-  const dev = resolveDeviceName(name, 'name');
-  const id = checkThinId(deviceId);
-  const size = checkSizeBytes(sizeBytes);
-  if (opts.externalOrigin !== undefined) checkBlockDeviceRef(opts.externalOrigin, 'externalOrigin');
-  const params = formatThinTable({ poolDevice: `/dev/mapper/${pool}`, deviceId: id, externalOrigin: opts.externalOrigin });
-  const res = await runTask({
-    type: 'create',
-    name: dev,
-    targets: [{ start: 0, length: size / SECTOR_BYTES, type: 'thin', params }],
-    addNode: 'create',
-    readOnly: opts.readOnly,
-    udevFlags: opts.udevPrivate ? privateUdevFlags() : 0,
-    operation: `activate thin ${id}`,
-  });
-  warnIfUdevTimedOut(res, 'activate', dev);
+  const spec = activateSpec(poolName, name, deviceId, sizeBytes, opts);
+  const res = await runTask(spec);
+  warnIfUdevTimedOut(res, 'activate', spec.name!);
 }
 
 /** How {@link suspendDevice} suspends. */
@@ -91,8 +71,7 @@ export interface SuspendOptions {
  * @throws {@link DevmapperError} ENXIO when there is no such device
  */
 export async function suspendDevice(name: string, opts: SuspendOptions = {}): Promise<void> {
-  const dev = resolveDeviceName(name);
-  await runTask({ type: 'suspend', name: dev, skipLockfs: opts.skipLockfs, noFlush: opts.noFlush, operation: 'suspend' });
+  await runTask(suspendSpec(name, opts));
 }
 
 /**
@@ -103,9 +82,9 @@ export async function suspendDevice(name: string, opts: SuspendOptions = {}): Pr
  *   the target refuses to resume (for a pool: a data device smaller than before)
  */
 export async function resumeDevice(name: string): Promise<void> {
-  const dev = resolveDeviceName(name);
-  const res = await runTask({ type: 'resume', name: dev, operation: 'resume' });
-  warnIfUdevTimedOut(res, 'resume', dev);
+  const spec = resumeSpec(name);
+  const res = await runTask(spec);
+  warnIfUdevTimedOut(res, 'resume', spec.name!);
 }
 
 /** How {@link removeDevice} removes. */
@@ -158,7 +137,7 @@ export async function removeDevice(name: string, opts: RemoveOptions = {}): Prom
   for (let attempt = 1; ; attempt++) {
     if (opts.signal?.aborted) throw abortError('remove', dev, opts.signal);
     try {
-      const res = await runTask({ type: 'remove', name: dev, deferredRemove: opts.deferred, operation: 'remove' });
+      const res = await runTask(removeSpec(dev, opts.deferred));
       warnIfUdevTimedOut(res, 'remove', dev);
       if (opts.deferred) await restoreNodeIfStillPresent(dev);
       return;
@@ -181,7 +160,7 @@ export async function removeDevice(name: string, opts: RemoveOptions = {}): Prom
  * back while the device lives. mknodes also deletes a node whose device has gone.
  */
 async function restoreNodeIfStillPresent(dev: string): Promise<void> {
-  await runTask({ type: 'mknodes', name: dev, operation: 'refresh node after deferred remove' });
+  await runTask(mknodesSpec(dev, 'refresh node after deferred remove'));
 }
 
 /**
@@ -193,8 +172,7 @@ async function restoreNodeIfStillPresent(dev: string): Promise<void> {
  * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a bad name
  */
 export async function updateNodes(name?: string): Promise<void> {
-  const dev = name === undefined ? undefined : resolveDeviceName(name);
-  await runTask({ type: 'mknodes', name: dev, operation: 'update nodes' });
+  await runTask(mknodesSpec(name, 'update nodes'));
 }
 
 /**
@@ -205,6 +183,5 @@ export async function updateNodes(name?: string): Promise<void> {
  *   is already deleting it (no error when no deferred remove was pending)
  */
 export async function cancelDeferredRemove(name: string): Promise<void> {
-  const dev = resolveDeviceName(name);
-  await runTask({ type: 'targetMsg', name: dev, sector: 0, message: '@cancel_deferred_remove', operation: 'cancel deferred remove' });
+  await runTask(cancelDeferredRemoveSpec(name));
 }

@@ -1,8 +1,9 @@
 /** Thin-pool messages: create_thin, create_snap, delete, set_transaction_id. */
 import { DevmapperError } from '../errors';
 import { KeyedLock } from './keyed-lock';
+import { createSnapSpec, createThinSpec, deleteThinSpec, infoSpec, resumeSpec, setTransactionIdSpec, suspendSpec } from './specs';
 import { runTask } from './task';
-import { checkThinId, checkUint, resolveDeviceName } from './validate';
+import { resolveDeviceName } from './validate';
 
 /**
  * Sends a raw message to sector 0 of a device's target; returns the target's response ('' when
@@ -38,9 +39,7 @@ export async function sendMessage(name: string, message: string, operation = `me
  * ```
  */
 export async function createDevice(poolName: string, deviceId: number): Promise<void> {
-  const pool = resolveDeviceName(poolName, 'poolName');
-  const id = checkThinId(deviceId);
-  await runTask({ type: 'targetMsg', name: pool, sector: 0, message: `create_thin ${id}`, operation: `create_thin ${id}` });
+  await runTask(createThinSpec(poolName, deviceId));
 }
 
 // Snapshots of one origin are serialised so that none resumes the origin while another's
@@ -74,24 +73,23 @@ export async function createSnapDevice(
   baseName: string | null | undefined,
   baseDeviceId: number,
 ): Promise<void> {
-  const pool = resolveDeviceName(poolName, 'poolName');
-  const id = checkThinId(deviceId);
-  const baseId = checkThinId(baseDeviceId, 'baseDeviceId');
+  const spec = createSnapSpec(poolName, deviceId, baseDeviceId);
   const origin = baseName ? resolveDeviceName(baseName, 'baseName') : null;
-  const message = `create_snap ${id} ${baseId}`;
-  const send = () => runTask({ type: 'targetMsg', name: pool, sector: 0, message, operation: message });
+  const message = spec.message!;
+  const id = deviceId;
+  const send = () => runTask(spec);
   if (!origin) {
     await send();
     return;
   }
   await originLocks.run(origin, async () => {
-    const info = await runTask({ type: 'info', name: origin, operation: 'info' });
+    const info = await runTask(infoSpec(origin));
     const mustSuspend = info.info?.exists === true && !info.info.suspended;
     if (!mustSuspend) {
       await send();
       return;
     }
-    await runTask({ type: 'suspend', name: origin, operation: `suspend origin for ${message}` });
+    await runTask(suspendSpec(origin, { operation: `suspend origin for ${message}` }));
     let failure: unknown;
     try {
       await send();
@@ -99,7 +97,7 @@ export async function createSnapDevice(
       failure = err;
     }
     try {
-      await runTask({ type: 'resume', name: origin, operation: `resume origin after ${message}` });
+      await runTask(resumeSpec(origin, `resume origin after ${message}`));
     } catch (resumeErr) {
       if (failure === undefined && resumeErr instanceof DevmapperError) {
         resumeErr.message += ` (the snapshot ${id} was created; the origin ${origin} may still be suspended)`;
@@ -118,9 +116,7 @@ export async function createSnapDevice(
  *   is still active; ENXIO when there is no such pool
  */
 export async function deleteDevice(poolName: string, deviceId: number): Promise<void> {
-  const pool = resolveDeviceName(poolName, 'poolName');
-  const id = checkThinId(deviceId);
-  await runTask({ type: 'targetMsg', name: pool, sector: 0, message: `delete ${id}`, operation: `delete ${id}` });
+  await runTask(deleteThinSpec(poolName, deviceId));
 }
 
 /**
@@ -131,9 +127,5 @@ export async function deleteDevice(poolName: string, deviceId: number): Promise<
  *   is no such pool; ERR_INVALID_ARGUMENT for ids that are not non-negative safe integers
  */
 export async function setTransactionId(poolName: string, oldId: number, newId: number): Promise<void> {
-  const pool = resolveDeviceName(poolName, 'poolName');
-  const from = checkUint(oldId, 'oldId');
-  const to = checkUint(newId, 'newId');
-  const message = `set_transaction_id ${from} ${to}`;
-  await runTask({ type: 'targetMsg', name: pool, sector: 0, message, operation: message });
+  await runTask(setTransactionIdSpec(poolName, oldId, newId));
 }

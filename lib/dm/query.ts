@@ -3,7 +3,7 @@ import { DevmapperError, ErrorCodes } from '../errors';
 import { constants as osConstants } from 'node:os';
 import { native, type NativeInfo, type NativeTaskResult } from '../native';
 import { parseThinPoolStatus, parseThinStatus } from './parse';
-import { runTask } from './task';
+import { runQuery, runTask } from './task';
 import type { TargetLine, ThinPoolStatus, ThinStatus } from './types';
 import { resolveDeviceName } from './validate';
 
@@ -53,7 +53,7 @@ export type DeviceInfo = NativeInfo & {
  */
 export async function getInfo(name: string): Promise<DeviceInfo | null> {
   const dev = resolveDeviceName(name);
-  const res = await runTask({ type: 'info', name: dev, operation: 'info' });
+  const res = await runQuery({ type: 'info', name: dev, operation: 'info' });
   if (!res.info?.exists) return null;
   return { name: dev, ...res.info };
 }
@@ -67,7 +67,9 @@ export async function getInfo(name: string): Promise<DeviceInfo | null> {
  */
 export async function getStatus(name: string, opts: { noFlush?: boolean } = {}): Promise<TargetLine[]> {
   const dev = resolveDeviceName(name);
-  const res = requireExists(await runTask({ type: 'status', name: dev, noFlush: opts.noFlush, operation: 'status' }), dev, 'status');
+  const spec = { type: 'status', name: dev, noFlush: opts.noFlush, operation: 'status' } as const;
+  // Without noFlush a pool commits its metadata first (I/O): that one always hops.
+  const res = requireExists(await (opts.noFlush ? runQuery(spec) : runTask(spec)), dev, 'status');
   return trimmed(res.targets);
 }
 
@@ -79,7 +81,7 @@ export async function getStatus(name: string, opts: { noFlush?: boolean } = {}):
  */
 export async function getTable(name: string, opts: { inactive?: boolean } = {}): Promise<TargetLine[]> {
   const dev = resolveDeviceName(name);
-  const res = requireExists(await runTask({ type: 'table', name: dev, queryInactiveTable: opts.inactive, operation: 'table' }), dev, 'table');
+  const res = requireExists(await runQuery({ type: 'table', name: dev, queryInactiveTable: opts.inactive, operation: 'table' }), dev, 'table');
   return trimmed(res.targets);
 }
 
@@ -123,7 +125,9 @@ export async function getPoolStatus(poolName: string, opts: { noFlush?: boolean 
  */
 export async function getThinStatus(name: string): Promise<ThinStatus> {
   const dev = resolveDeviceName(name);
-  const line = singleTarget(await getStatus(dev), 'thin', dev);
+  // A thin target's status commits nothing (only a pool's does): ask without a flush, so
+  // the query can run on the JS thread.
+  const line = singleTarget(await getStatus(dev, { noFlush: true }), 'thin', dev);
   return parseThinStatus(line.params);
 }
 

@@ -43,7 +43,7 @@ export function getTaskDefaults(): Readonly<TaskDefaults> {
   return { ...defaults };
 }
 
-function attachCallerStack(err: unknown, callerStack: string | undefined): unknown {
+export function attachCallerStack(err: unknown, callerStack: string | undefined): unknown {
   if (err instanceof DevmapperError && callerStack) {
     const frames = callerStack.split('\n').slice(1).join('\n');
     err.stack = `${err.name} [${err.code}]: ${err.message}\n${frames}`;
@@ -51,14 +51,19 @@ function attachCallerStack(err: unknown, callerStack: string | undefined): unkno
   return err;
 }
 
-const libdmLevel = (): number => native().getLogLevel();
+export const libdmLevel = (): number => native().getLogLevel();
+
+/** The spec with the process-wide defaults filled in, as every task path sends it. */
+export function withTaskDefaults(spec: NativeTaskSpec): NativeTaskSpec {
+  return { udevTimeoutMs: defaults.udevTimeoutMs, ...spec };
+}
 
 export async function runTask(spec: NativeTaskSpec): Promise<NativeTaskResult> {
   const caller: { stack?: string } = {};
   Error.captureStackTrace(caller, runTask);
   const started = performance.now();
   try {
-    const result = await native().runTask({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+    const result = await native().runTask(withTaskDefaults(spec));
     reportTask(spec, performance.now() - started, { ok: true, result }, libdmLevel);
     return result;
   } catch (err) {
@@ -71,11 +76,33 @@ export async function runTask(spec: NativeTaskSpec): Promise<NativeTaskResult> {
 export function runTaskSync(spec: NativeTaskSpec): NativeTaskResult {
   const started = performance.now();
   try {
-    const result = native().runTaskSync({ udevTimeoutMs: defaults.udevTimeoutMs, ...spec });
+    const result = native().runTaskSync(withTaskDefaults(spec));
     reportTask(spec, performance.now() - started, { ok: true, result }, libdmLevel);
     return result;
   } catch (err) {
     reportTask(spec, performance.now() - started, { ok: false, error: err }, libdmLevel);
     throw err;
   }
+}
+
+/**
+ * A query (no udev cookie, no I/O: info, table, status without a flush) on the JS thread
+ * when the libdm lock is free: an ioctl there costs far less than a thread hop (about a
+ * tenth in the sandbox kernel). When another thread holds the lock (its ioctl may be a
+ * suspend waiting for I/O), it hops instead, so the event loop never waits behind it.
+ */
+export async function runQuery(spec: NativeTaskSpec): Promise<NativeTaskResult> {
+  const started = performance.now();
+  let result: NativeTaskResult | null;
+  try {
+    result = native().tryRunTaskSync(spec);
+  } catch (err) {
+    reportTask(spec, performance.now() - started, { ok: false, error: err }, libdmLevel);
+    const caller: { stack?: string } = {};
+    Error.captureStackTrace(caller, runQuery);
+    throw attachCallerStack(err, caller.stack);
+  }
+  if (result === null) return runTask(spec);
+  reportTask(spec, performance.now() - started, { ok: true, result }, libdmLevel);
+  return result;
 }

@@ -80,3 +80,21 @@ export async function unmount(target: string, opts: UnmountOptions = {}): Promis
   const flags = (opts.detach ? f.MNT_DETACH : 0) | (opts.force ? f.MNT_FORCE : 0) | f.UMOUNT_NOFOLLOW;
   await native().umount(target, flags);
 }
+
+/**
+ * Whether `path` is the root of a mount, in this process's mount namespace: one statx(2)
+ * (STATX_ATTR_MOUNT_ROOT; before Linux 5.8, a device different from the parent's), made on
+ * the JS thread because it costs less than a thread hop. False when the path does not exist.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a relative path; Error for a
+ *   statx failure other than ENOENT/ENOTDIR (EACCES, ...)
+ *
+ * @example
+ * ```ts
+ * if (sys.isMountPoint('/mnt/c1')) await sys.unmount('/mnt/c1');
+ * ```
+ */
+export function isMountPoint(path: string): boolean {
+  checkPath(path, 'path');
+  return native().isMountPoint(path);
+}
