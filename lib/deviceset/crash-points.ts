@@ -3,6 +3,10 @@
  * (and DEVMAPPER_CRASH_AFTER, default 1, counts down to it), the process SIGKILLs itself
  * there, as a power cut or an OOM kill would. Without the variable this costs one lookup.
  */
+import type { NativeStep } from '../native';
+import { crashStep } from '../steps/builders';
+
+/** The named points, in the order a create or delete passes them. */
 export const CRASH_POINTS = [
   'after-intent',
   'after-create-thin',
@@ -27,10 +31,23 @@ export function armCrashPoint(name: CrashPoint | null, after = 1): void {
   remaining = after;
 }
 
-/** Called at each named point: SIGKILLs the process when this point is armed and its count is reached. */
-export function crashPoint(name: CrashPoint): void {
-  if (armed !== name) return;
+/** Counts this point down; true when the process is to die here. */
+function due(name: CrashPoint): boolean {
+  if (armed !== name) return false;
   remaining ??= Number(process.env.DEVMAPPER_CRASH_AFTER ?? '1');
   remaining -= 1;
-  if (remaining <= 0) process.kill(process.pid, 'SIGKILL');
+  return remaining <= 0;
+}
+
+/** Called at each named point: SIGKILLs the process when this point is armed and its count is reached. */
+export function crashPoint(name: CrashPoint): void {
+  if (due(name)) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * The same point inside a native job of several steps: a step that SIGKILLs the process
+ * there when the point is due, else nothing. The count is taken when the job is built.
+ */
+export function crashSteps(name: CrashPoint): NativeStep[] {
+  return due(name) ? [crashStep()] : [];
 }

@@ -6,7 +6,10 @@ import { constants as osConstants } from 'node:os';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
 import * as sys from '../sys';
-import { crashPoint } from './crash-points';
+import { createSnapSpec, createThinSpec, deleteThinSpec, resumeSpec, suspendSpec } from '../dm/specs';
+import type { NativeStep } from '../native';
+import { runSteps, taskStep } from '../steps';
+import { crashSteps } from './crash-points';
 import { deviceName } from './hash';
 import type { DeviceMetadata } from './metadata-store';
 import { POOL_LOCK, type DeviceSetState } from './state';
@@ -29,7 +32,9 @@ export function unknownDevice(hash: string): DevmapperError {
  * only out of data space can still delete, which is how space comes back.
  */
 export async function checkPoolCanChange(s: DeviceSetState): Promise<dm.ThinPoolStatusOk> {
-  const st = await dm.getPoolStatus(s.pool.name);
+  // Without a flush: mode, needs_check and the counts need no metadata commit, and the
+  // query then runs on the JS thread instead of costing a hop.
+  const st = await dm.getPoolStatus(s.pool.name, { noFlush: true });
   if (st.state !== 'ok')
     throw new DevmapperError(`the pool ${s.pool.name} has failed (status ${st.state}): run thin_check on its metadata`, {
       code: ErrorCodes.POOL_FAILED,
@@ -74,9 +79,29 @@ export async function checkPoolCanGrow(s: DeviceSetState): Promise<void> {
 }
 
 /**
+ * The create_snap of `parent`, as steps: when the origin is active it is suspended (its file
+ * system frozen) for the message and resumed on every path, as dm.createSnapDevice does.
+ * The origin is not activated meanwhile: its device lock is held by the caller.
+ */
+async function snapshotSteps(s: DeviceSetState, deviceId: number, parent: { hash: string; meta: DeviceMetadata }): Promise<NativeStep[]> {
+  const spec = createSnapSpec(s.pool.name, deviceId, parent.meta.deviceId);
+  const origin = nameOf(s, parent.hash);
+  const info = await dm.getInfo(origin);
+  if (!info || info.suspended) return [taskStep(spec)];
+  return [
+    taskStep(suspendSpec(origin, { operation: `suspend origin for ${spec.message}` })),
+    taskStep(spec),
+    taskStep(resumeSpec(origin, `resume origin after ${spec.message}`), { always: true }),
+  ];
+}
+
+/**
  * Creates thin device `hash` in one transaction: a new thin id (create_thin) for the base,
  * a snapshot (create_snap) of `parent` otherwise. An id the pool already has is skipped.
  * Call with the pool lock held.
+ *
+ * The whole sequence is one native job: the intent saved, the thin id created, the device's
+ * file and deviceset-metadata written, set_transaction_id. What failed decides the undo.
  */
 export async function createRegisteredDevice(
   s: DeviceSetState,
@@ -84,61 +109,89 @@ export async function createRegisteredDevice(
   sizeBytes: number,
   parent: { hash: string; meta: DeviceMetadata } | null,
 ): Promise<DeviceMetadata> {
-  let deviceId = s.ids.allocate();
-  const transactionId = await s.tx.begin(hash, deviceId);
   for (;;) {
+    const deviceId = s.ids.allocate();
+    const meta: DeviceMetadata = { deviceId, size: sizeBytes, transactionId: s.tx.poolTransactionId + 1, initialized: false, deleted: false };
+    let createSteps: NativeStep[];
     try {
-      if (parent) await dm.createSnapDevice(s.pool.name, deviceId, nameOf(s, parent.hash), parent.meta.deviceId);
-      else await dm.createDevice(s.pool.name, deviceId);
-      break;
+      createSteps = parent ? await snapshotSteps(s, deviceId, parent) : [taskStep(createThinSpec(s.pool.name, deviceId))];
     } catch (err) {
-      if (err instanceof DevmapperError && err.code === 'EEXIST') {
-        // Made behind our back: leave it marked used, take the next one.
-        deviceId = s.ids.allocate();
-        await s.tx.refresh(deviceId);
-        continue;
-      }
+      s.ids.release(deviceId);
+      throw err;
+    }
+    const intent = s.tx.beginSteps(hash, deviceId);
+    const register = [
+      ...crashSteps('after-create-thin'),
+      s.store.deviceWriteStep(hash, meta),
+      s.store.deviceSetWriteStep({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId }),
+      s.store.syncStep(),
+      ...crashSteps('after-register'),
+    ];
+    const out = await runSteps([...intent, ...createSteps, ...register, ...s.tx.commitSteps()]);
+    // The create message is the middle step when the origin is suspended around it.
+    const message = intent.length + (createSteps.length > 1 ? 1 : 0);
+    const created = intent.length + createSteps.length;
+    const registered = created + register.length;
+    if (!out.error) {
+      s.tx.committed();
+      s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
+      s.devices.set(hash, meta);
+      return meta;
+    }
+    const failed = out.failedStep;
+    if (failed < intent.length) {
+      s.ids.release(deviceId);
+      s.tx.reset();
+      throw out.error;
+    }
+    if (failed <= message) {
+      // Made behind our back: leave it marked used, take the next one.
+      if (failed === message && out.error.code === 'EEXIST') continue;
       s.ids.release(deviceId);
       await s.tx.abandon();
-      throw err;
+      throw out.error;
     }
-  }
-  crashPoint('after-create-thin');
-  const meta: DeviceMetadata = { deviceId, size: sizeBytes, transactionId, initialized: false, deleted: false };
-  try {
-    await s.store.writeDevice(hash, meta);
+    if (failed < registered) {
+      // The thin id exists but is not registered (or the origin did not resume): undo in the
+      // pool; if that fails too, the open transaction rolls it back at next open.
+      if (failed < created) out.error.message += ` (the snapshot ${deviceId} was made and is deleted again; the origin may still be suspended)`;
+      await dm.deleteDevice(s.pool.name, deviceId);
+      await s.store.removeDevice(hash).catch(() => undefined);
+      s.ids.release(deviceId);
+      await s.tx.abandon();
+      throw out.error;
+    }
+    // set_transaction_id failed: the device is registered, the transaction stays open and
+    // the next open rolls it back.
     s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
-    await s.store.writeDeviceSet(s.deviceSet);
-  } catch (err) {
-    // Undo in the pool; if that fails too, the open transaction rolls it back at next open.
-    await dm.deleteDevice(s.pool.name, deviceId);
-    await s.store.removeDevice(hash).catch(() => undefined);
-    s.ids.release(deviceId);
-    await s.tx.abandon();
-    throw err;
+    throw out.error;
   }
-  crashPoint('after-register');
-  await s.tx.commit();
-  s.devices.set(hash, meta);
-  return meta;
 }
 
-/** Deletes the thin id and the metadata of `hash` in one transaction. Call with the pool lock held. */
+/**
+ * Deletes the thin id and the metadata of `hash` in one transaction, as one native job.
+ * Call with the pool lock held.
+ */
 export async function deleteRegisteredDevice(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<void> {
-  await s.tx.begin(hash, meta.deviceId);
-  try {
-    await dm.deleteDevice(s.pool.name, meta.deviceId);
-  } catch (err) {
-    // ENODATA: the pool no longer has it (deleted behind our back): finish the bookkeeping.
-    if (!(err instanceof DevmapperError && err.code === 'ENODATA')) {
-      await s.tx.abandon();
-      throw err;
-    }
+  const intent = s.tx.beginSteps(hash, meta.deviceId);
+  // ENODATA: the pool no longer has it (deleted behind our back): finish the bookkeeping.
+  const remove = [taskStep(deleteThinSpec(s.pool.name, meta.deviceId), { ok: ['ENODATA'] }), ...crashSteps('mid-delete')];
+  const unregister = [s.store.deviceRemoveStep(hash), s.store.syncStep()];
+  const out = await runSteps([...intent, ...remove, ...unregister, ...s.tx.commitSteps()]);
+  const failed = out.failedStep;
+  if (out.error && failed < intent.length) {
+    s.tx.reset();
+    throw out.error;
   }
-  crashPoint('mid-delete');
-  await s.store.removeDevice(hash);
+  if (out.error && failed < intent.length + remove.length) {
+    await s.tx.abandon();
+    throw out.error;
+  }
+  // The file could not be removed: the transaction stays open, the next open finishes it.
+  if (out.error && failed < intent.length + remove.length + unregister.length) throw out.error;
   s.devices.delete(hash);
-  await s.tx.commit();
+  if (out.error) throw out.error;
+  s.tx.committed();
   s.ids.release(meta.deviceId);
 }
 

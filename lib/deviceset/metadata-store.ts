@@ -5,15 +5,17 @@
  * json.Marshal wrote Docker's structs (field order, no spaces, no trailing newline).
  *
  * Writes are atomic and durable: a '.tmp' file in the same directory, fsync, rename over the
- * target, fsync of the directory (Docker skipped the last step).
+ * target, fsync of the directory (Docker skipped the last step). Each write is one native
+ * job (lib/steps), and the DeviceSet puts several writes and the pool messages between them
+ * into one job: a libuv round trip per request would cost eight per file.
  */
-import { randomInt } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { MAX_THIN_DEVICE_ID } from '../dm/parse';
+import type { NativeStep } from '../native';
+import { runStepsOrThrow, syncDirStep, unlinkStep, writeFileStep } from '../steps';
 import { metadataFileName } from './hash';
 
 /** One device's file: Docker's devInfo. */
@@ -105,13 +107,37 @@ export class MetadataStore {
 
   /** Writes a device's file atomically. */
   async writeDevice(hash: string, metadata: DeviceMetadata): Promise<void> {
-    const file = this.deviceFile(hash);
-    await this.writeAtomic(file, encodeDevice(metadata));
+    await runStepsOrThrow([this.deviceWriteStep(hash, metadata), this.syncStep()]);
   }
 
   /** Removes a device's file (no error if it is already gone) and makes that durable. */
   async removeDevice(hash: string): Promise<void> {
-    await this.removeFile(this.deviceFile(hash));
+    await runStepsOrThrow([this.deviceRemoveStep(hash), this.syncStep()]);
+  }
+
+  /** The step that replaces a device's file; durable after {@link syncStep}. */
+  deviceWriteStep(hash: string, metadata: DeviceMetadata): NativeStep {
+    return writeFileStep(this.deviceFile(hash), encodeDevice(metadata), { operation: 'write metadata' });
+  }
+
+  /** The step that removes a device's file (gone already is fine); durable after {@link syncStep}. */
+  deviceRemoveStep(hash: string): NativeStep {
+    return unlinkStep(this.deviceFile(hash), { ok: ['ENOENT'], operation: 'remove metadata' });
+  }
+
+  /** The step that replaces deviceset-metadata. */
+  deviceSetWriteStep(metadata: DeviceSetMetadata): NativeStep {
+    return writeFileStep(join(this.dir, DEVICE_SET_FILE), encodeDeviceSet(metadata), { operation: 'write metadata' });
+  }
+
+  /** The step that replaces transaction-metadata. */
+  transactionWriteStep(metadata: TransactionMetadata): NativeStep {
+    return writeFileStep(join(this.dir, TRANSACTION_FILE), encodeTransaction(metadata), { operation: 'write metadata' });
+  }
+
+  /** fsync of the directory: the renames and unlinks before it survive a crash. */
+  syncStep(): NativeStep {
+    return syncDirStep(this.dir, { operation: 'sync metadata directory' });
   }
 
   /**
@@ -136,7 +162,7 @@ export class MetadataStore {
 
   /** Writes deviceset-metadata atomically. */
   async writeDeviceSet(metadata: DeviceSetMetadata): Promise<void> {
-    await this.writeAtomic(join(this.dir, DEVICE_SET_FILE), encodeDeviceSet(metadata));
+    await runStepsOrThrow([this.deviceSetWriteStep(metadata), this.syncStep()]);
   }
 
   /** transaction-metadata, or null when there is none. */
@@ -148,12 +174,12 @@ export class MetadataStore {
 
   /** Writes transaction-metadata atomically. */
   async writeTransaction(metadata: TransactionMetadata): Promise<void> {
-    await this.writeAtomic(join(this.dir, TRANSACTION_FILE), encodeTransaction(metadata));
+    await runStepsOrThrow([this.transactionWriteStep(metadata), this.syncStep()]);
   }
 
   /** Removes transaction-metadata (Docker did after a rollback); no error if absent. */
   async removeTransaction(): Promise<void> {
-    await this.removeFile(join(this.dir, TRANSACTION_FILE));
+    await runStepsOrThrow([unlinkStep(join(this.dir, TRANSACTION_FILE), { ok: ['ENOENT'], operation: 'remove metadata' }), this.syncStep()]);
   }
 
   private deviceFile(hash: string): string {
@@ -174,48 +200,6 @@ export class MetadataStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw fsError(err, 'read metadata', file);
-    }
-  }
-
-  private async writeAtomic(file: string, data: string): Promise<void> {
-    const temp = join(this.dir, `${TEMP_PREFIX}${randomInt(0, 2 ** 32)}`);
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(temp, 'wx', 0o600);
-      await handle.writeFile(data, 'utf8');
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
-      await rename(temp, file);
-    } catch (err) {
-      // Leave the previous file as it was and no temporary file behind.
-      await handle?.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-      throw fsError(err, 'write metadata', file);
-    }
-    await this.syncDir(file);
-  }
-
-  private async removeFile(file: string): Promise<void> {
-    try {
-      await unlink(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw fsError(err, 'remove metadata', file);
-    }
-    await this.syncDir(file);
-  }
-
-  /** fsync of the directory, so that a rename or unlink survives a crash. */
-  private async syncDir(file: string): Promise<void> {
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(this.dir, 'r');
-      await handle.sync();
-    } catch (err) {
-      throw fsError(err, 'sync metadata directory', file);
-    } finally {
-      await handle?.close().catch(() => undefined);
     }
   }
 }

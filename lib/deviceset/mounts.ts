@@ -1,9 +1,12 @@
 /** Mounting and unmounting DeviceSet devices. */
-import { readFile, rmdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import * as dm from '../dm';
+import { activateSpec, cancelDeferredRemoveSpec, mknodesSpec, removeSpec } from '../dm/specs';
+import type { NativeStep } from '../native';
+import { mountStep, rmdirStep, runSteps, taskStep, umountStep } from '../steps';
 import { DevmapperError, invalidArgument } from '../errors';
 import * as sys from '../sys';
-import { activateIfNeeded, deactivate, nameOf, unknownDevice } from './devices';
+import { deactivate, nameOf, unknownDevice } from './devices';
 import { requiredMountOptions } from './filesystem';
 import type { DeviceSetState } from './state';
 
@@ -20,12 +23,7 @@ export function mountData(s: DeviceSetState, mountLabel: string | undefined): st
 
 /** Whether something is mounted at path (the kernel's view, not ours: survives a restart). */
 export async function mountedAt(path: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((l) => unescapeMountPath(l.split(' ')[4] ?? '') === path);
-}
-
-function unescapeMountPath(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  return sys.isMountPoint(path);
 }
 
 /** xfs keeps retrying metadata writes on ENOSPC forever by default: bound it (dm.xfs_nospace_max_retries). */
@@ -46,6 +44,10 @@ async function applyXfsNospaceRetries(s: DeviceSetState, hash: string): Promise<
   }
 }
 
+/**
+ * Activates the device when needed and mounts it, as one native job. A mount that fails
+ * deactivates what this call activated.
+ */
 export async function mountDevice(s: DeviceSetState, hash: string, path: string, mountLabel?: string): Promise<void> {
   const meta = s.devices.get(hash);
   if (!meta) throw unknownDevice(hash);
@@ -58,13 +60,26 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
       device: hash,
     });
   if (current === path && (await mountedAt(path))) return;
-  const devicePath = await activateIfNeeded(s, hash, meta);
-  try {
-    await sys.mount(devicePath, path, s.filesystem, { data: mountData(s, mountLabel) });
-  } catch (err) {
-    await deactivate(s, hash).catch(() => undefined);
-    throw err;
+  const data = mountData(s, mountLabel);
+  const name = nameOf(s, hash);
+  const info = await dm.getInfo(name);
+  const steps: NativeStep[] = [];
+  if (!info) {
+    // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
+    steps.push(taskStep(activateSpec(s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true })));
+  } else if (info.deferredRemove) {
+    steps.push(taskStep(cancelDeferredRemoveSpec(name)));
   }
+  steps.push(mountStep(`/dev/mapper/${name}`, path, s.filesystem, data));
+  const out = await runSteps(steps);
+  if (out.error) {
+    if (out.failedStep === steps.length - 1) {
+      s.activated.add(hash);
+      await deactivate(s, hash).catch(() => undefined);
+    }
+    throw out.error;
+  }
+  s.activated.add(hash);
   try {
     await applyXfsNospaceRetries(s, hash);
   } catch (err) {
@@ -78,16 +93,32 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
 
 /**
  * Unmounts with MNT_DETACH (copies of the mount leaked into other namespaces go with the
- * mount point), removes the mount point, then deactivates the device (deferred when enabled).
+ * mount point), removes the mount point, then deactivates the device (deferred when
+ * enabled): one native job. Nothing mounted there (EINVAL), a mount point already gone and
+ * a device already inactive are fine. A device still busy is retried within the budget.
  */
 export async function unmountDevice(s: DeviceSetState, hash: string, path: string): Promise<void> {
   if (!s.devices.has(hash)) throw unknownDevice(hash);
-  if (await mountedAt(path)) await sys.unmount(path, { detach: true });
+  const name = nameOf(s, hash);
+  const deferred = s.options.useDeferredRemoval;
+  const steps = [
+    umountStep(path, { ok: ['EINVAL', 'ENOENT'] }),
+    rmdirStep(path, { ok: ['ENOENT', 'ENOTEMPTY', 'EBUSY'] }),
+    taskStep(removeSpec(name, deferred), { ok: ['ENXIO'] }),
+  ];
+  // libdevmapper drops the node even when the kernel only deferred the remove: put it back.
+  if (deferred) steps.push(taskStep(mknodesSpec(name, 'refresh node after deferred remove')));
+  const out = await runSteps(steps);
+  if (out.error && out.failedStep === 0) throw out.error;
   s.mounts.delete(hash);
-  await rmdir(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EBUSY') throw err;
-  });
-  await deactivate(s, hash);
+  if (out.error && out.failedStep === 1) throw out.error;
+  if (out.error && out.failedStep === 2 && out.error.code === 'EBUSY') {
+    // Still held (udev probing it, a process): the retrying path.
+    await deactivate(s, hash);
+    return;
+  }
+  if (out.error) throw out.error;
+  s.activated.delete(hash);
 }
 
 /** Whether the device's mapping exists and is open (mounted, or held by someone). */

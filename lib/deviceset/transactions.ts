@@ -7,7 +7,10 @@
  */
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
-import { crashPoint } from './crash-points';
+import { setTransactionIdSpec } from '../dm/specs';
+import type { NativeStep } from '../native';
+import { runStepsOrThrow, taskStep } from '../steps';
+import { crashSteps } from './crash-points';
 import type { MetadataStore } from './metadata-store';
 
 export interface RollbackResult {
@@ -20,8 +23,6 @@ export class TransactionLog {
   poolTransactionId = 0;
   /** The open transaction's id (pool's + 1 while one is open, equal otherwise). */
   openTransactionId = 0;
-  private openHash = '';
-  private openDeviceId = 0;
 
   constructor(
     private readonly store: MetadataStore,
@@ -69,28 +70,55 @@ export class TransactionLog {
     return { hash: saved.deviceHash, deviceId: saved.deviceId };
   }
 
+  /**
+   * Opens a transaction for `deviceId` of `hash` in memory and returns the steps that save
+   * its intent (durably). Run them first in the operation's native job; on failure before
+   * they completed, call {@link reset}.
+   */
+  beginSteps(hash: string, deviceId: number): NativeStep[] {
+    this.openTransactionId = this.poolTransactionId + 1;
+    return [
+      this.store.transactionWriteStep({ openTransactionId: this.openTransactionId, deviceHash: hash, deviceId }),
+      this.store.syncStep(),
+      ...crashSteps('after-intent'),
+    ];
+  }
+
   /** Saves the intent to create or delete `deviceId` for `hash`. */
   async begin(hash: string, deviceId: number): Promise<number> {
-    this.openTransactionId = this.poolTransactionId + 1;
-    this.openHash = hash;
-    this.openDeviceId = deviceId;
-    await this.save();
-    crashPoint('after-intent');
+    const steps = this.beginSteps(hash, deviceId);
+    try {
+      await runStepsOrThrow(steps);
+    } catch (err) {
+      this.reset();
+      throw err;
+    }
     return this.openTransactionId;
   }
 
-  /** The id changed (the pool had the first one already): save the new intent. */
-  async refresh(deviceId: number): Promise<void> {
-    this.openDeviceId = deviceId;
-    await this.save();
+  /** The steps that commit the open transaction in the pool; then call {@link committed}. */
+  commitSteps(): NativeStep[] {
+    return [
+      ...crashSteps('before-set-transaction-id'),
+      taskStep(setTransactionIdSpec(this.poolName, this.poolTransactionId, this.openTransactionId)),
+      ...crashSteps('after-set-transaction-id'),
+    ];
+  }
+
+  /** The commit steps succeeded: the pool's id is the open one now. */
+  committed(): void {
+    this.poolTransactionId = this.openTransactionId;
   }
 
   /** Commits the open transaction in the pool. */
   async commit(): Promise<void> {
-    crashPoint('before-set-transaction-id');
-    await dm.setTransactionId(this.poolName, this.poolTransactionId, this.openTransactionId);
-    this.poolTransactionId = this.openTransactionId;
-    crashPoint('after-set-transaction-id');
+    await runStepsOrThrow(this.commitSteps());
+    this.committed();
+  }
+
+  /** Forgets an intent that was never saved: nothing is open. */
+  reset(): void {
+    this.openTransactionId = this.poolTransactionId;
   }
 
   /**
@@ -102,11 +130,4 @@ export class TransactionLog {
     await this.store.writeTransaction({ openTransactionId: this.poolTransactionId, deviceHash: '', deviceId: 0 });
   }
 
-  private async save(): Promise<void> {
-    await this.store.writeTransaction({
-      openTransactionId: this.openTransactionId,
-      deviceHash: this.openHash,
-      deviceId: this.openDeviceId,
-    });
-  }
 }

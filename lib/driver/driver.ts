@@ -11,7 +11,7 @@
  * Layer diffs (applyDiff, diff, changes, diffSize) are Docker's naive diff over the rootfs
  * directories, done by lib/layers on the mounted volumes through get()/put().
  */
-import { chmod, mkdir, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { KeyedLock } from '../dm/keyed-lock';
@@ -20,6 +20,7 @@ import { DeviceSet } from '../deviceset/deviceset';
 import { unknownDevice } from '../deviceset/devices';
 import { checkDeviceHash } from '../deviceset/hash';
 import { mountedAt } from '../deviceset/mounts';
+import { createFileStep, mkdirStep, runStepsOrThrow } from '../steps';
 import type { DeviceSetOptions } from '../deviceset/options';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
 import { parseStorageOpt, type StorageOpt } from './storage-opt';
@@ -178,13 +179,14 @@ export class Driver {
         this.refs.set(id, 1);
         return rootfs;
       }
-      await mkdir(join(this.home, 'mnt'), { recursive: true, mode: 0o755 });
       let created = false;
       try {
-        await mkdir(mp, { mode: 0o755 });
-        created = true;
+        created = await makeMountPoint(mp);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // home/mnt itself is missing (removed behind our back): make it again.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await mkdir(join(this.home, 'mnt'), { recursive: true, mode: 0o755 });
+        created = await makeMountPoint(mp);
       }
       try {
         await this.deviceSet.mountDevice(id, mp, mountLabel);
@@ -479,20 +481,24 @@ async function* releasedAfter(source: Readable, release: () => Promise<void>): A
   }
 }
 
-/** Docker's Get after the mount: rootfs/ (0755) and the id file (0600, the id, no newline) when missing. */
+/** mkdir of a layer's mount point (0755): true when made, false when it was there. */
+async function makeMountPoint(mp: string): Promise<boolean> {
+  try {
+    await mkdir(mp, { mode: 0o755 });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
+/**
+ * Docker's Get after the mount: rootfs/ (0755) and the id file (0600, the id, no newline)
+ * when missing; one native job, existing ones left as they are.
+ */
 async function ensureLayout(mp: string, id: string): Promise<void> {
-  const rootfs = join(mp, 'rootfs');
-  try {
-    await stat(rootfs);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await mkdir(rootfs, { mode: 0o755 });
-    await chmod(rootfs, 0o755);
-  }
-  const idFile = join(mp, 'id');
-  try {
-    await writeFile(idFile, id, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
+  await runStepsOrThrow([
+    mkdirStep(join(mp, 'rootfs'), 0o755, { ok: ['EEXIST'], operation: 'make rootfs' }),
+    createFileStep(join(mp, 'id'), id, 0o600, { ok: ['EEXIST'], operation: 'write id file' }),
+  ]);
 }

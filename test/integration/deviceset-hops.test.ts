@@ -1,0 +1,91 @@
+/**
+ * The DeviceSet's promise of one thread hop per operation (issue 5): each step of a layer's
+ * life is one native job, the queries before it run on the JS thread. Counted with
+ * async_hooks (every libuv work request and fs request is one async resource), not timed.
+ * A regression here (a new awaited query, a metadata write outside the job) is a slower
+ * library on every host.
+ */
+import { createHook } from 'node:async_hooks';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Driver } from '../../lib/driver';
+import { newRoot, testOptions, withDeviceSet } from '../helpers/deviceset';
+import { describeKernel } from '../helpers/kernel-env';
+import { rm } from 'node:fs/promises';
+
+/** Thread-pool round trips started by fn, by async resource type. */
+async function hops(fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const hook = createHook({
+    init(_id, type) {
+      // Promises, timers and the like are not round trips through the thread pool.
+      if (type.startsWith('devmapper:') || type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ') counts[type] = (counts[type] ?? 0) + 1;
+    },
+  });
+  hook.enable();
+  try {
+    await fn();
+  } finally {
+    hook.disable();
+  }
+  return counts;
+}
+
+describeKernel('thread hops per operation', () => {
+  jest.setTimeout(120_000);
+
+  // Without dm.blkdiscard: a delete that discards first activates the device for it (as
+  // Docker's did), which is two more jobs (activate; discard, then remove).
+  test('DeviceSet: addDevice, mountDevice, unmountDevice and deleteDevice are one native job each', async () => {
+    await withDeviceSet(async (ds, root) => {
+      await ds.addDevice('image', '');
+      const mp = join(root, 'mnt-layer');
+      await mkdir(mp);
+      // Warm: the first call of each kind may load code; count the second lifecycle.
+      for (let round = 0; round < 2; round++) {
+        const seen = {
+          add: await hops(() => ds.addDevice('layer', 'image')),
+          mount: await hops(() => ds.mountDevice('layer', mp)),
+          unmount: await hops(() => ds.unmountDevice('layer', mp)),
+          delete: await hops(() => ds.deleteDevice('layer', { sync: true })),
+        };
+        if (round === 0) {
+          await mkdir(mp);
+          continue;
+        }
+        expect(seen).toEqual({
+          add: { 'devmapper:steps': 1 },
+          mount: { 'devmapper:steps': 1 },
+          unmount: { 'devmapper:steps': 1 },
+          delete: { 'devmapper:steps': 1 },
+        });
+      }
+    }, { options: testOptions(['dm.blkdiscard=false']) });
+  });
+
+  test('Driver: create 1, get 3 (mount point, mount, layout), put 1, remove 2', async () => {
+    const home = await newRoot();
+    const driver = await Driver.init(home, testOptions(['dm.blkdiscard=false']));
+    try {
+      await driver.create('image', '');
+      for (let round = 0; round < 2; round++) {
+        const seen = {
+          create: await hops(() => driver.create('c1', 'image')),
+          get: await hops(() => driver.get('c1')),
+          put: await hops(() => driver.put('c1')),
+          remove: await hops(() => driver.remove('c1')),
+        };
+        if (round === 0) continue;
+        expect(seen).toEqual({
+          create: { 'devmapper:steps': 1 },
+          get: { FSREQPROMISE: 1, 'devmapper:steps': 2 },
+          put: { 'devmapper:steps': 1 },
+          remove: { 'devmapper:steps': 1, FSREQPROMISE: 1 },
+        });
+      }
+    } finally {
+      await driver.cleanup();
+      await rm(join(home, '..'), { recursive: true, force: true });
+    }
+  });
+});
