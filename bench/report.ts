@@ -329,10 +329,11 @@ function whereTable(l: LifecycleResult): string {
   };
   const detail = (k: 'deviceSet' | 'driver', step: (typeof LIFECYCLE_STEPS)[number]) => {
     const c = per[k]?.[step] ?? {};
+    const jobs = c['devmapper:steps'] ?? 0;
     const dmTasks = c['devmapper:task'] ?? 0;
     const mounts = (c['devmapper:mount'] ?? 0) + (c['devmapper:umount'] ?? 0);
     const fs = (c.FSREQPROMISE ?? 0) + (c.FSREQCALLBACK ?? 0) + (c.FILEHANDLECLOSEREQ ?? 0);
-    return `${dmTasks} + ${mounts} + ${fs}`;
+    return `${jobs} + ${dmTasks} + ${mounts} + ${fs}`;
   };
   const mean = (k: LifecycleContenderName, step?: (typeof LIFECYCLE_STEPS)[number]) =>
     (step ? l.contenders[k]?.steps[step]?.mean : l.contenders[k]?.mean) ?? NaN;
@@ -355,11 +356,11 @@ function whereTable(l: LifecycleResult): string {
       'raw C',
       'DeviceSet',
       'DeviceSet − raw C',
-      'DeviceSet hops (dm tasks + mount/umount + fs)',
+      'DeviceSet hops (step jobs + dm tasks + mount/umount + fs)',
       '× one hop',
       'Driver',
       'Driver − raw C',
-      'Driver hops (dm tasks + mount/umount + fs)',
+      'Driver hops (step jobs + dm tasks + mount/umount + fs)',
       '× one hop',
     ],
     rows,

@@ -1,7 +1,7 @@
 /**
  * The graph Driver: Docker's devicemapper graphdriver facade over a DeviceSet (moby v24
  * daemon/graphdriver/devmapper/driver.go), with mount reference counts that survive a
- * restart by starting from what /proc/self/mountinfo shows.
+ * restart by starting from what the kernel says is mounted (a statx of the mount point).
  *
  * Layout under home (the DeviceSet's root, 0700): mnt/ (0755) and, while a layer is in use,
  * mnt/<id>/ (0755) with the device mounted on it. The device's file system holds `id` (the
@@ -39,7 +39,7 @@ export interface CreateOptions {
  * Docker's devicemapper graph driver over a {@link DeviceSet}: layers are thin snapshots,
  * get() mounts a layer at home/mnt/<id> and returns its rootfs/, with a reference count per
  * layer so that nested gets share one mount. The counts start, after a restart, from what
- * /proc/self/mountinfo shows, so nothing is mounted twice.
+ * the kernel says is mounted (a statx of the mount point), so nothing is mounted twice.
  *
  * @example
  * ```ts

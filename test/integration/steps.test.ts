@@ -20,8 +20,11 @@ describeKernel('native step jobs', () => {
   test('create + activate in one job, mount in the next, then umount + rmdir + remove + delete in one', async () => {
     await withPool(async (p) => {
       const name = p.name('steps');
+      // Private to udev's disk rules, as the DeviceSet activates layers: with every rule, udev
+      // watches the device and probes it after the umount, and an immediate remove is EBUSY
+      // (the DeviceSet retries that; this job would not).
       const size = 64 << 20;
-      const made = await runStepsOrThrow([taskStep(createThinSpec(p.poolName, 7)), taskStep(activateSpec(p.poolName, name, 7, size))]);
+      const made = await runStepsOrThrow([taskStep(createThinSpec(p.poolName, 7)), taskStep(activateSpec(p.poolName, name, 7, size, { udevPrivate: true }))]);
       expect(made[1].task?.info).toMatchObject({ exists: true, suspended: false, liveTable: true });
       expect(existsSync(`/dev/mapper/${name}`)).toBe(true);
       await mkfsExt4(`/dev/mapper/${name}`);
