@@ -80,6 +80,11 @@ export const ErrorCodes = {
    * (a parent that is not a directory, an unknown entry type). `device` names the entry.
    */
   UNSAFE_LAYER_ENTRY: 'ERR_UNSAFE_LAYER_ENTRY',
+  /**
+   * The DeviceSet root is open in another DeviceSet (this process or another, named by its
+   * pid in the message): two owners of one root would overwrite each other's metadata.
+   */
+  ROOT_BUSY: 'ERR_ROOT_BUSY',
 } as const;
 
 /** What a {@link DevmapperError} is made of; every field is optional. */

@@ -181,6 +181,8 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
   isMountPoint(path: string): boolean;
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
   lgetxattr(path: string, name: string): Promise<Buffer | null>;
   lsetxattr(path: string, name: string, value: Buffer): Promise<void>;
   lremovexattr(path: string, name: string): Promise<void>;

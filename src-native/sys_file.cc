@@ -2,9 +2,11 @@
 // of a path itself (never of a symlink's target), mknod(2) for devices and fifos, and
 // utimensat(2) with nanoseconds and AT_SYMLINK_NOFOLLOW.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -157,6 +159,45 @@ Napi::Value LutimesNsJs(const Napi::CallbackInfo& info) {
           e->Set("utimensat", path, errno, "utimensat " + path + ": " + strerror(errno));
       },
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value LockFileJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgString(info, 0, "path");
+  NativeError e;
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    e.Set("lock", path, errno, "open " + path + ": " + strerror(errno));
+    throw Napi::Error(env, MakeJsError(env, e));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int err = errno;
+    // The holder wrote its pid: name it.
+    char buf[32] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    e.Set("lock", path, err,
+          path + " is locked" + (holder.empty() ? "" : " by pid " + holder) + ": " + strerror(err));
+    throw Napi::Error(env, MakeJsError(env, e));
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) < 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    int err = errno;
+    close(fd);
+    e.Set("lock", path, err, "write " + path + ": " + strerror(err));
+    throw Napi::Error(env, MakeJsError(env, e));
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value UnlockFileJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "fd must be a number");
+  // Closing the descriptor drops the flock; a process that dies drops it the same way.
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
 }
 
 }  // namespace devmapper

@@ -46,6 +46,13 @@ Napi::Value MknodJs(const Napi::CallbackInfo& info);
 // lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) -> undefined; never follows a symlink
 Napi::Value LutimesNsJs(const Napi::CallbackInfo& info);
 
+// lockFile(path) -> fd, synchronously: the file (made 0600 if missing) locked with
+// flock(LOCK_EX | LOCK_NB) and our pid written into it. EWOULDBLOCK (the message names the
+// holder's pid) when another open file description holds it.
+Napi::Value LockFileJs(const Napi::CallbackInfo& info);
+// unlockFile(fd): closes the descriptor, which drops the lock.
+Napi::Value UnlockFileJs(const Napi::CallbackInfo& info);
+
 // Constants for the flags above (MS_*, MNT_*), exported as an object.
 Napi::Object MountConstants(Napi::Env env);
 

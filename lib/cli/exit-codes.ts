@@ -13,7 +13,7 @@ export const ExitCode = {
   USAGE: 2,
   /** No such layer, device or pool. */
   NOT_FOUND: 3,
-  /** In use: mounted, held open (EBUSY). */
+  /** In use: mounted, held open (EBUSY), or the root is open in another process (ERR_ROOT_BUSY). */
   BUSY: 4,
   /** The pool refuses new data: read-only, out of space, below dm.min_free_space, failed. */
   POOL_SPACE: 5,
@@ -41,7 +41,7 @@ export const EXIT_CODE_HELP: ReadonlyArray<[ExitCodeValue, string]> = [
   [ExitCode.UNEXPECTED, 'unexpected failure'],
   [ExitCode.USAGE, 'bad command line, option or argument'],
   [ExitCode.NOT_FOUND, 'no such layer, device or pool'],
-  [ExitCode.BUSY, 'busy: mounted or held open'],
+  [ExitCode.BUSY, 'busy: mounted or held open, or the root is open elsewhere'],
   [ExitCode.POOL_SPACE, 'pool not writable: read-only, full, below dm.min_free_space or failed'],
   [ExitCode.PERMISSION, 'not root, or permission denied'],
   [ExitCode.NO_DEVICE_MAPPER, 'the kernel has no device-mapper (try devmapper sandbox -- ...)'],
@@ -62,6 +62,7 @@ const BY_CODE: Readonly<Record<string, ExitCodeValue>> = {
   ENODEV: ExitCode.NOT_FOUND,
   ENODATA: ExitCode.NOT_FOUND,
   EBUSY: ExitCode.BUSY,
+  [ErrorCodes.ROOT_BUSY]: ExitCode.BUSY,
   [ErrorCodes.POOL_NOT_WRITABLE]: ExitCode.POOL_SPACE,
   [ErrorCodes.POOL_LOW_SPACE]: ExitCode.POOL_SPACE,
   [ErrorCodes.POOL_FAILED]: ExitCode.POOL_SPACE,

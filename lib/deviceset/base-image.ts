@@ -34,6 +34,7 @@ async function createBase(s: DeviceSetState): Promise<void> {
     s.deviceSet.baseDeviceUuid = probed.uuid;
     s.deviceSet.baseDeviceFilesystem = s.filesystem;
     await s.store.writeDeviceSet(s.deviceSet);
+    s.deviceSetOnDisk = true;
     meta.initialized = true;
     await s.store.writeDevice(BASE_HASH, meta);
   } finally {
@@ -65,6 +66,7 @@ async function verifyBase(s: DeviceSetState): Promise<void> {
       s.deviceSet.baseDeviceUuid = probed.uuid;
       if (probed.type === 'ext4' || probed.type === 'xfs') s.deviceSet.baseDeviceFilesystem = probed.type;
       await s.store.writeDeviceSet(s.deviceSet);
+      s.deviceSetOnDisk = true;
     }
   } finally {
     await deactivate(s, BASE_HASH, { deferred: false });

@@ -135,6 +135,7 @@ export async function createRegisteredDevice(
     if (!out.error) {
       s.tx.committed();
       s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
+      s.deviceSetOnDisk = true;
       s.devices.set(hash, meta);
       return meta;
     }
@@ -164,6 +165,7 @@ export async function createRegisteredDevice(
     // set_transaction_id failed: the device is registered, the transaction stays open and
     // the next open rolls it back.
     s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
+    s.deviceSetOnDisk = true;
     throw out.error;
   }
 }

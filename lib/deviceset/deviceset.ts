@@ -30,6 +30,7 @@ import { DeviceIdAllocator } from './id-allocator';
 import { MetadataStore, type DeviceMetadata } from './metadata-store';
 import { mountDevice, unmountDevice } from './mounts';
 import { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
+import { RootLock } from './root-lock';
 import { growPool, setupPool } from './pool';
 import { PoolEventMonitor, type PoolEventStats } from './pool-events';
 import type { PoolEvent } from './pool-transitions';
@@ -175,7 +176,8 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * transaction id 0). An active pool of our name is reused: a restart adopts, it does not
    * create. The root is made 0700. Options also set process-wide state: the libdevmapper log
    * level and the dm layer's udev wait bound ({@link dm.setTaskDefaults}). A refused open
-   * deactivates what it activated.
+   * deactivates what it activated. The root is locked (root/.devmapper-lock, flock) until
+   * shutdown or release: one DeviceSet per root at a time, across processes.
    *
    * @param root absolute path of the root directory (created if missing)
    * @param openOptions doInit (default true) and the options
@@ -183,6 +185,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    *   than the base, dm.use_deferred_removal on device-mapper before 4.27, dm.thinpooldev not
    *   a thin pool); ERR_NOT_SUPPORTED; ERR_UDEV_SYNC_UNSUPPORTED; ERR_POOL_FAILED;
    *   ERR_TRANSACTION_MISMATCH; ERR_POOL_NOT_ADOPTABLE; ERR_BASE_DEVICE_CHANGED;
+   *   ERR_ROOT_BUSY while another DeviceSet (in any process) has the root open;
    *   ERR_METADATA_CORRUPT; ERR_COMMAND_FAILED or ENOENT when mkfs fails or is missing;
    *   ENXIO for a dm.thinpooldev that does not exist; ERR_ADDON_NOT_LOADED; kernel and file
    *   system errnos (EACCES without root, ENOSPC, ...)
@@ -229,6 +232,23 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
 
     await mkdir(root, { recursive: true, mode: 0o700 });
     await chmod(root, 0o700);
+    const lock = RootLock.acquire(root);
+    try {
+      return await DeviceSet.openLocked(root, openOptions, options, lock, foundPool);
+    } catch (err) {
+      // A refused open leaves the root free (a DeviceSet that was made has released it).
+      lock.release();
+      throw err;
+    }
+  }
+
+  private static async openLocked(
+    root: string,
+    openOptions: DeviceSetOpenOptions,
+    options: ResolvedOptions,
+    lock: RootLock,
+    foundPool: (name: string) => void,
+  ): Promise<DeviceSet> {
     const prefix = devicePrefixFromStat(await stat(root, { bigint: true }));
 
     const store = new MetadataStore(root);
@@ -277,6 +297,8 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       prefix,
       devices,
       deviceSet,
+      deviceSetOnDisk: savedSet !== null,
+      lock,
       filesystem,
       locks: new KeyedLock(),
       mounts: new Map(),
@@ -637,7 +659,13 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       if (keepMounts && s.mounts.has(hash)) continue;
       await attempt(() => s.locks.run(deviceLock(hash), () => deactivate(s, hash, { deferred: false })));
     }
-    await attempt(() => s.store.writeDeviceSet({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId }));
+    // Only when it moved (a create that failed after taking an id) or was never written.
+    if (!s.deviceSetOnDisk || s.ids.nextDeviceId !== s.deviceSet.nextDeviceId)
+      await attempt(async () => {
+        await s.store.writeDeviceSet({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId });
+        s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
+        s.deviceSetOnDisk = true;
+      });
     if (s.pool.owned) {
       await attempt(async () => {
         const info = await dm.getInfo(s.pool.name);
@@ -646,6 +674,8 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
         if (info) await dm.removeDevice(s.pool.name, { retryBudgetMs: s.options.removeRetryBudgetMs });
       });
     }
+    // Last: another process may take the root once this one has let go of everything.
+    s.lock.release();
     if (failure !== undefined) throw failure;
   }
 

@@ -4,6 +4,7 @@ import type { DeviceIdAllocator } from './id-allocator';
 import type { DeviceMetadata, DeviceSetMetadata, MetadataStore } from './metadata-store';
 import type { ResolvedOptions } from './options';
 import type { PoolHandle } from './pool';
+import type { RootLock } from './root-lock';
 import type { TransactionLog } from './transactions';
 import type { FilesystemType } from './filesystem';
 
@@ -19,6 +20,8 @@ export interface DeviceSetState {
   /** Registered devices by hash; '' is the base device. */
   devices: Map<string, DeviceMetadata>;
   deviceSet: DeviceSetMetadata;
+  /** deviceset-metadata holds `deviceSet` (false for a root an old Docker left without the file). */
+  deviceSetOnDisk: boolean;
   filesystem: FilesystemType;
   /**
    * Lock order, always: a device's hash, then its parent's, then POOL_LOCK. A device's calls
@@ -31,6 +34,8 @@ export interface DeviceSetState {
   /** Devices we activated (hash), to deactivate at shutdown. */
   activated: Set<string>;
   closed: boolean;
+  /** This DeviceSet's hold on the root, dropped at the end of shutdown or release. */
+  lock: RootLock;
 }
 
 /** The key of the pool lock in `locks`; no hash can take it (hashes are checked file names). */

@@ -123,6 +123,37 @@ describeKernel('DeviceSet life cycle', () => {
     );
   });
 
+  test('one DeviceSet per root: a second open, here or in another process, is ERR_ROOT_BUSY and touches nothing', async () => {
+    const root = await newRoot();
+    const options = testOptions();
+    await withDeviceSet(
+      async (ds) => {
+        await ds.addDevice('a', '');
+        const files = (await readdir(join(root, 'metadata'))).sort();
+        const busy = await DeviceSet.open(root, { options }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(busy).toBeInstanceOf(DevmapperError);
+        expect(busy).toMatchObject({ code: 'ERR_ROOT_BUSY', device: root });
+        expect((busy as Error).message).toContain(`pid ${process.pid}`);
+        const child = await runChild({ root, options, ops: [{ op: 'list' }] });
+        expect(child.result).toMatchObject({ ok: false, code: 'ERR_ROOT_BUSY' });
+        // The refused opens changed nothing: the first owner carries on.
+        expect((await readdir(join(root, 'metadata'))).sort()).toEqual(files);
+        expect(await dm.getInfo(ds.poolName)).not.toBeNull();
+        await ds.addDevice('b', 'a');
+      },
+      { root, options },
+    );
+    // Released at shutdown; and a holder that dies (SIGKILL) leaves no lock behind.
+    const next = await runChild({ root, options, ops: [{ op: 'list' }] });
+    expect(next.result).toEqual({ ok: true, out: [['a', 'b']] });
+    const crashed = await runChild({ root, options, ops: [{ op: 'add', hash: 'c', base: 'a' }] }, { point: 'after-intent' });
+    expect(crashed.signal).toBe('SIGKILL');
+    await withDeviceSet(async (ds) => expect(await ds.list()).toEqual(['a', 'b']), { root, options });
+  });
+
   test('ids that are not safe names are refused before anything is written (row 18)', async () => {
     await withDeviceSet(async (ds, root) => {
       const before = (await readdir(join(root, 'metadata'))).sort();
@@ -156,6 +187,21 @@ describeKernel('DeviceSet life cycle', () => {
       },
       { root, options },
     );
+  });
+
+  test('an open and shutdown that change nothing leave deviceset-metadata alone; a create rewrites it', async () => {
+    const root = await newRoot();
+    const options = testOptions();
+    const file = join(root, 'metadata', 'deviceset-metadata');
+    await withDeviceSet(async (ds) => ds.addDevice('a', ''), { root, options });
+    const before = await stat(file);
+    await withDeviceSet(async (ds) => expect(await ds.list()).toEqual(['a']), { root, options });
+    // Every write is a rename of a new file: the same inode means no write.
+    expect((await stat(file)).ino).toBe(before.ino);
+    await withDeviceSet(async (ds) => ds.addDevice('b', 'a'), { root, options });
+    const after = await stat(file);
+    expect(after.ino).not.toBe(before.ino);
+    expect((await readJson(file)).next_device_id).toBe((await readJson(join(root, 'metadata', 'b'))).device_id);
   });
 
   test('status is typed, warns about loopback, caps available by the file system under the files (row 13)', async () => {

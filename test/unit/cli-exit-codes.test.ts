@@ -13,6 +13,7 @@ describe('devmapper exit statuses', () => {
     [new DevmapperError('no such device', { errno: 6 }), ExitCode.NOT_FOUND],
     [new DevmapperError('busy', { errno: 16 }), ExitCode.BUSY],
     [err('EBUSY'), ExitCode.BUSY],
+    [err('ERR_ROOT_BUSY'), ExitCode.BUSY],
     [err(ErrorCodes.POOL_NOT_WRITABLE), ExitCode.POOL_SPACE],
     [err(ErrorCodes.POOL_LOW_SPACE), ExitCode.POOL_SPACE],
     [err(ErrorCodes.POOL_FAILED), ExitCode.POOL_SPACE],
