@@ -10,14 +10,15 @@
  *      next_device_id moved past them. create_thin leaves the pool's transaction id alone and
  *      the files carry that id, so the pool and transaction-metadata still agree and the next
  *      open has nothing to roll back (checked, and the opened DeviceSet must list them all);
- *   3. time `opens` opens of the filled root (each after the previous one's shutdown; the
- *      pool is made again from its loop files, as at a daemon's restart), with RSS and V8's
- *      heap after a full GC following each;
- *   4. with the last open's DeviceSet, time `lifecycles` DeviceSet lifecycles (the steps of
- *      lifecycle.ts), after one untimed.
+ *   3. time `opens` opens of each filled root (each shut down again before the next open,
+ *      so one DeviceSet is open at a time; the pool is made again from its loop files, as at
+ *      a daemon's restart), the sizes taken in turn, the order rotating; V8's heap after a
+ *      full GC before each open, and RSS and the heap after it;
+ *   4. all roots open together, `lifecycles` DeviceSet lifecycles on each (the steps of
+ *      lifecycle.ts, one untimed first), in batches going round the sizes.
  *
- * Sizes run one after another (each root is removed before the next is made), so a slow
- * spell of the shared machine can land on one size: compare the ratios with that in mind.
+ * The roots live side by side until the end, so that a slow spell of the shared machine
+ * falls on all sizes alike rather than on the one being measured.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -47,6 +48,8 @@ export interface DsScalePlan {
   sizes: number[];
   opens: number;
   lifecycles: number;
+  /** Lifecycles per root and round. */
+  batch: number;
   progress?: (line: string) => void;
 }
 
@@ -134,66 +137,115 @@ async function fillRoot(root: string, size: number, options: string[], rawBinary
   };
 }
 
-async function measureSize(size: number, plan: DsScalePlan, options: string[]): Promise<DsScalePoint> {
-  const log = (line: string) => plan.progress?.(`${size} devices: ${line}`);
-  const dir = join(tmpdir(), `devmapper-bench-${process.pid}-dsscale-${size}`);
-  const root = join(dir, 'root');
-  const mnt = join(dir, 'mnt');
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  await mkdir(mnt, { recursive: true, mode: 0o700 });
-  const prefix = devicePrefixFromStat(await stat(root, { bigint: true }));
-  let ds: DeviceSet | null = null;
+/** One size's root and what was measured on it. */
+interface Root {
+  size: number;
+  dir: string;
+  root: string;
+  mnt: string;
+  /** Docker's device prefix of the root: its devices' names start with it. */
+  prefix: string;
+  fill?: DsScalePoint['fill'];
+  opens: DsScaleOpen[];
+  timed: Timed;
+  ds: DeviceSet | null;
+  serial: number;
+}
+
+function rotate<T>(a: readonly T[], by: number): T[] {
+  const k = by % a.length;
+  return [...a.slice(k), ...a.slice(0, k)];
+}
+
+/** One timed open of a filled root, the memory after it, the check that it holds every device; shut down again unless `keep`. */
+async function timedOpen(r: Root, options: string[]): Promise<DsScaleOpen> {
+  const before = memoryAfterGc();
+  const t0 = process.hrtime.bigint();
+  const ds = await DeviceSet.open(r.root, { options });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   try {
-    log('a fresh root with an image device, then the filler');
-    const fill = await fillRoot(root, size, options, plan.rawBinary);
-    log(
-      `filled in ${(fill.totalMs / 1000).toFixed(1)} s (create_thin ${(fill.createThinMs / 1000).toFixed(1)} s, ` +
-        `metadata files ${(fill.filesMs / 1000).toFixed(1)} s)`,
-    );
-    const opens: DsScaleOpen[] = [];
-    for (let k = 0; k < plan.opens; k++) {
-      const t0 = process.hrtime.bigint();
-      ds = await DeviceSet.open(root, { options });
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      opens.push({ ms, ...memoryAfterGc() });
-      const listed = (await ds.list()).length;
-      // The image and the filler; fewer would mean the open rolled back or skipped some.
-      if (listed !== size + 1) throw new Error(`dsscale: the open DeviceSet lists ${listed} devices, not ${size + 1}`);
-      log(`open ${k + 1}/${plan.opens}: ${ms.toFixed(0)} ms`);
-      if (k < plan.opens - 1) {
-        await ds.shutdown();
-        ds = null;
-      }
-    }
-    if (!ds) throw new Error('dsscale: no open DeviceSet for the lifecycles');
-    const open = ds;
-    let serial = 0;
-    const one = () => {
-      const hash = `life-${++serial}`;
-      return timeSteps(deviceSetSteps(open, hash, join(mnt, hash)));
-    };
-    await one();
-    const timed: Timed = { ns: [], steps: [] };
-    for (let i = 0; i < plan.lifecycles; i++) {
-      const r = await one();
-      timed.ns.push(r.ns);
-      timed.steps.push(r.steps);
-    }
-    const lifecycle = lifecycleStats(timed);
-    log(`${plan.lifecycles} lifecycles, mean ${(lifecycle.mean / 1e6).toFixed(0)} ms`);
-    return { devices: size, registered: size + 2, fill, opens, openMedianMs: median(opens.map((o) => o.ms)), lifecycle };
+    const after = memoryAfterGc();
+    const listed = (await ds.list()).length;
+    // The image and the filler; fewer would mean the open rolled back or skipped some.
+    if (listed !== r.size + 1) throw new Error(`dsscale: the open DeviceSet lists ${listed} devices, not ${r.size + 1}`);
+    return { ms, ...after, heapUsedBefore: before.heapUsed };
   } finally {
-    await ds?.shutdown().catch((err: unknown) => log(`DeviceSet shutdown: ${String(err)}`));
-    // Whatever a failure left: mounts, thin devices, the pool (its loop devices go with it).
-    await unmountUnder(dir);
-    await removeWithPrefix(`${prefix}-`).catch((err: unknown) => log(`removing devices: ${String(err)}`));
-    await rm(dir, { recursive: true, force: true });
+    await ds.shutdown();
   }
 }
 
+async function lifecycles(r: Root, count: number, into: Timed | null): Promise<void> {
+  const ds = r.ds;
+  if (!ds) throw new Error('dsscale: the root is not open');
+  for (let i = 0; i < count; i++) {
+    const hash = `life-${++r.serial}`;
+    const t = await timeSteps(deviceSetSteps(ds, hash, join(r.mnt, hash)));
+    into?.ns.push(t.ns);
+    into?.steps.push(t.steps);
+  }
+}
+
+/** Whatever a failure left of a root: mounts, thin devices, the pool (its loop devices go with it), the files. */
+async function removeRoot(r: Root, log: (line: string) => void): Promise<void> {
+  await r.ds?.shutdown().catch((err: unknown) => log(`${r.size} devices: DeviceSet shutdown: ${String(err)}`));
+  r.ds = null;
+  await unmountUnder(r.dir);
+  await removeWithPrefix(`${r.prefix}-`).catch((err: unknown) => log(`${r.size} devices: removing devices: ${String(err)}`));
+  await rm(r.dir, { recursive: true, force: true });
+}
+
+/**
+ * Every size's root is filled first; then the opens go round the sizes (the order rotating),
+ * one DeviceSet open at a time; then all are open together and the lifecycles go round them
+ * batch by batch. So a slow spell of the shared machine falls on all sizes alike.
+ */
 export async function measureDeviceSetScale(plan: DsScalePlan): Promise<DsScaleResult> {
+  const log = plan.progress ?? (() => undefined);
   const options = deviceSetOptions(plan.udevSync);
-  const points: DsScalePoint[] = [];
-  for (const size of [...plan.sizes].sort((a, b) => a - b)) points.push(await measureSize(size, plan, options));
-  return { options, sizeBytes: LAYER_BYTES, gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function', points };
+  const roots: Root[] = [];
+  try {
+    for (const size of [...plan.sizes].sort((a, b) => a - b)) {
+      const dir = join(tmpdir(), `devmapper-bench-${process.pid}-dsscale-${size}`);
+      const r: Root = { size, dir, root: join(dir, 'root'), mnt: join(dir, 'mnt'), prefix: '', opens: [], timed: { ns: [], steps: [] }, ds: null, serial: 0 };
+      roots.push(r);
+      await mkdir(r.root, { recursive: true, mode: 0o700 });
+      await mkdir(r.mnt, { recursive: true, mode: 0o700 });
+      r.prefix = devicePrefixFromStat(await stat(r.root, { bigint: true }));
+      const fill = await fillRoot(r.root, size, options, plan.rawBinary);
+      r.fill = fill;
+      log(
+        `${size} devices: filled in ${(fill.totalMs / 1000).toFixed(1)} s (create_thin ${(fill.createThinMs / 1000).toFixed(1)} s, ` +
+          `metadata files ${(fill.filesMs / 1000).toFixed(1)} s)`,
+      );
+    }
+    for (let k = 0; k < plan.opens; k++) {
+      for (const r of rotate(roots, k)) r.opens.push(await timedOpen(r, options));
+      log(`opens ${k + 1}/${plan.opens}: ${roots.map((r) => `${r.size} devices ${(r.opens[k] as DsScaleOpen).ms.toFixed(0)} ms`).join(', ')}`);
+    }
+    for (const r of roots) {
+      r.ds = await DeviceSet.open(r.root, { options });
+      await lifecycles(r, 1, null);
+    }
+    const rounds = Math.ceil(plan.lifecycles / plan.batch);
+    for (let k = 0; k < rounds; k++) {
+      const b = Math.min(plan.batch, plan.lifecycles - k * plan.batch);
+      for (const r of rotate(roots, k)) await lifecycles(r, b, r.timed);
+      log(`lifecycles, round ${k + 1}/${rounds}`);
+    }
+    const points = roots.map((r) => {
+      const lifecycle = lifecycleStats(r.timed);
+      return {
+        devices: r.size,
+        registered: r.size + 2,
+        fill: r.fill as DsScalePoint['fill'],
+        opens: r.opens,
+        openMedianMs: median(r.opens.map((o) => o.ms)),
+        lifecycle,
+      };
+    });
+    log(points.map((p) => `${p.devices} devices: open ${p.openMedianMs.toFixed(0)} ms, lifecycle ${(p.lifecycle.mean / 1e6).toFixed(0)} ms`).join('; '));
+    return { options, sizeBytes: LAYER_BYTES, gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function', points };
+  } finally {
+    for (const r of roots) await removeRoot(r, log);
+  }
 }

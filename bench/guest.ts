@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     let dsscale: GuestResult['dsscale'] = null;
     if (has('dsscale')) {
       const c = udevSync ? config.dsscaleUdev : config.dsscale;
-      log('dsscale', `DeviceSet with ${c.sizes.join(', ')} devices registered: ${c.opens} opens, ${c.lifecycles} lifecycles each`);
+      log('dsscale', `DeviceSet with ${c.sizes.join(', ')} devices registered: ${c.opens} opens, ${c.lifecycles} lifecycles (batches of ${c.batch}) each`);
       dsscale = await measureDeviceSetScale({ rawBinary: RAW_BINARY, udevSync, ...c, progress: (l) => log('dsscale', l) });
     }
 

@@ -401,8 +401,8 @@ function medianOf(a: number[]): number {
 }
 
 /** A point's memory figure: the median over its opens. */
-function openMemory(p: DsScalePoint, k: 'rss' | 'heapUsed' | 'external'): number {
-  return medianOf(p.opens.map((o) => o[k]));
+function openMemory(p: DsScalePoint, k: 'rss' | 'heapUsed' | 'external' | 'retained'): number {
+  return medianOf(p.opens.map((o) => (k === 'retained' ? o.heapUsed - o.heapUsedBefore : o[k])));
 }
 
 /** Issue 5's targets for the DeviceSet at scale. */
@@ -437,6 +437,7 @@ function dsScaleTable(d: DsScaleResult): string {
     `${p.openMedianMs.toFixed(0)} ms`,
     formatBytes(openMemory(p, 'rss')),
     formatBytes(openMemory(p, 'heapUsed')),
+    formatBytes(openMemory(p, 'retained')),
     formatBytes(openMemory(p, 'external')),
     cell(p.lifecycle),
     `${formatRatio(ratio(p.lifecycle.mean, first?.lifecycle.mean))} / ${formatRatio(ratio(p.lifecycle.p50, first?.lifecycle.p50))}`,
@@ -450,6 +451,7 @@ function dsScaleTable(d: DsScaleResult): string {
       'open, median',
       'RSS after open (GC)',
       'heap used',
+      'heap: after open − before',
       'external',
       'lifecycle (mean / p50 / p99)',
       'lifecycle / smallest (mean / p50)',
@@ -474,6 +476,7 @@ function dsScaleTargets(d: DsScaleResult): string {
   const heap = perDevice(d, (p) => openMemory(p, 'heapUsed'));
   const rss = perDevice(d, (p) => openMemory(p, 'rss'));
   const ext = perDevice(d, (p) => openMemory(p, 'external'));
+  const retained = perDevice(d, (p) => openMemory(p, 'retained'));
   const openMs = perDevice(d, (p) => p.openMedianMs);
   const slopes = openSlopes(d);
   const growth = slopes.length >= 2 ? ratio(slopes[slopes.length - 1], slopes[0]) : NaN;
@@ -482,7 +485,7 @@ function dsScaleTargets(d: DsScaleResult): string {
   const rows = [
     [
       `heap per registered device under 1 KiB (heap used after open and GC, ${last.registered} against ${first.registered} registered)`,
-      `${formatBytes(heap)} (RSS ${formatBytes(rss)}, external ${formatBytes(ext)})`,
+      `${formatBytes(heap)} (after − before the open: ${formatBytes(retained)}; RSS ${formatBytes(rss)}, external ${formatBytes(ext)})`,
       yes(heap < DS_HEAP_PER_DEVICE_LIMIT),
       '',
     ],
@@ -511,9 +514,11 @@ function dsScaleSection(r: GuestResult, d: DsScaleResult): string[] {
     '',
     'Per size a root of its own: opened fresh (pool, base, an image device), then that many devices registered in bulk ' +
       '(create_thin from the C program in the DeviceSet\'s pool, one metadata file each in Docker\'s format, next_device_id moved past them; ' +
-      'the pool\'s transaction id untouched, so no open rolls back), then opened again and again (each after the last one\'s shutdown, the pool made again from its loop files), ' +
-      `memory after each open and a full GC${d.gcExposed ? '' : ' (no --expose-gc: without the GC)'}, and the DeviceSet lifecycle of the layer-lifecycle rows with the last open's DeviceSet. ` +
-      `Sizes one after another, not interleaved. Options: ${d.options.join(' ')}.`,
+      'the pool\'s transaction id untouched, so no open rolls back). Then the opens, the sizes in turn (one DeviceSet open at a time, each shut down ' +
+      'before the next open, the pool made again from its loop files, as at a restart), with the memory after each open and a full GC' +
+      `${d.gcExposed ? '' : ' (no --expose-gc: without the GC)'} (RSS, external: medians; heap before the open for the difference). ` +
+      `Then all sizes open together and the DeviceSet lifecycle of the layer-lifecycle rows on each, ${cfg?.batch ?? '?'} at a time, the sizes in turn. ` +
+      `Options: ${d.options.join(' ')}.`,
     '',
     dsScaleTable(d),
     '',

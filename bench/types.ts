@@ -144,6 +144,8 @@ export interface MemorySnapshot {
 /** One timed DeviceSet.open of a filled root, and the memory after it (full GC). */
 export interface DsScaleOpen extends MemorySnapshot {
   ms: number;
+  /** V8's heap used after a full GC just before the open (no DeviceSet open then). */
+  heapUsedBefore: number;
 }
 
 export interface DsScalePoint {
@@ -156,7 +158,7 @@ export interface DsScalePoint {
   opens: DsScaleOpen[];
   /** Median of the opens' times, ms. */
   openMedianMs: number;
-  /** The DeviceSet lifecycle with the filled DeviceSet open (the last open's). */
+  /** The DeviceSet lifecycle with the filled DeviceSet open (all sizes' open at once, batches in turn). */
   lifecycle: LifecycleStats;
 }
 
