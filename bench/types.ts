@@ -153,7 +153,10 @@ export interface DsScalePoint {
   devices: number;
   /** Device files the timed opens load: the filler, the base and the image device. */
   registered: number;
-  /** How the filler was made: its create_thin messages (raw C, per message) and the metadata files. */
+  /**
+   * How the filler was made: its create_thin messages (raw C: each message, and the wall time
+   * of all), the metadata files' wall time, and the two together (ms).
+   */
   fill: { createThin: Stats; createThinMs: number; filesMs: number; totalMs: number };
   opens: DsScaleOpen[];
   /** Median of the opens' times, ms. */
