@@ -156,7 +156,7 @@ function rotate<T>(a: readonly T[], by: number): T[] {
   return [...a.slice(k), ...a.slice(0, k)];
 }
 
-/** One timed open of a filled root, the memory after it, the check that it holds every device; shut down again unless `keep`. */
+/** One timed open of a filled root, the memory before and after it, the check that it holds every device; shut down again. */
 async function timedOpen(r: Root, options: string[]): Promise<DsScaleOpen> {
   const before = memoryAfterGc();
   const t0 = process.hrtime.bigint();
@@ -189,7 +189,8 @@ async function removeRoot(r: Root, log: (line: string) => void): Promise<void> {
   await r.ds?.shutdown().catch((err: unknown) => log(`${r.size} devices: DeviceSet shutdown: ${String(err)}`));
   r.ds = null;
   await unmountUnder(r.dir);
-  await removeWithPrefix(`${r.prefix}-`).catch((err: unknown) => log(`${r.size} devices: removing devices: ${String(err)}`));
+  // No prefix: the root's directory was never made, so neither was anything in the kernel.
+  if (r.prefix) await removeWithPrefix(`${r.prefix}-`).catch((err: unknown) => log(`${r.size} devices: removing devices: ${String(err)}`));
   await rm(r.dir, { recursive: true, force: true });
 }
 
