@@ -9,9 +9,9 @@
  * Defaults: full runs udev off and on and writes to bench/results/; smoke runs udev off and
  * writes to bench/results/smoke/ (git-ignored). Exit status 0 when every run produced results.
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
- * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle) and
- * names its files after them (lifecycle.json, lifecycle.md) so that they sit beside a full
- * run's results.json and results.md without replacing them.
+ * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle, dsscale,
+ * dsconcurrency) and names its files after them (lifecycle.json, lifecycle.md) so that they
+ * sit beside a full run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIGS, type BenchMode, parseSections } from './config';
 import { type CombinedResult, renderMarkdown, writeReport } from './report';
-import { CONTENDERS, type GuestResult, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, SECTIONS } from './types';
+import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, SECTIONS } from './types';
 
 const ROOT = resolve(__dirname, '..');
 const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
@@ -78,7 +78,7 @@ function run(argv: string[]): Promise<number> {
 /** What a complete run holds; a smoke run that loses a part fails. */
 export function checkComplete(r: GuestResult): string[] {
   const missing: string[] = [];
-  const sections = r.sections ?? SECTIONS.filter((s) => s !== 'lifecycle');
+  const sections = r.sections ?? SECTIONS.filter((s) => !LATER_SECTIONS.includes(s));
   if (sections.includes('single')) {
     for (const op of OPS) {
       const o = r.single.find((x) => x.op === op);
@@ -92,6 +92,19 @@ export function checkComplete(r: GuestResult): string[] {
       const l = r.lifecycle?.contenders[c];
       if (!(l?.n && Number.isFinite(l.mean) && LIFECYCLE_STEPS.every((s) => l.steps[s]?.n === l.n))) missing.push(`lifecycle/${c}`);
     }
+  }
+  if (sections.includes('dsscale')) {
+    const c = r.udevSync ? r.config.dsscaleUdev : r.config.dsscale;
+    const points = r.dsscale?.points ?? [];
+    const whole = (p: (typeof points)[number]) =>
+      p.opens.length === c.opens && p.opens.every((o) => Number.isFinite(o.ms)) && p.lifecycle.n === c.lifecycles;
+    if (points.length !== c.sizes.length || !points.every(whole)) missing.push('dsscale');
+  }
+  if (sections.includes('dsconcurrency')) {
+    const c = r.udevSync ? r.config.dsconcurrencyUdev : r.config.dsconcurrency;
+    const d = r.dsconcurrency;
+    if (!(d && d.serialMs.length === c.repetitions && d.concurrentMs.length === c.repetitions && d.concurrentItem.n === c.parallel * c.repetitions))
+      missing.push('dsconcurrency');
   }
   if (r.udev === 'off') {
     if (sections.includes('memory') && (!r.memory || r.memory.checkpoints.length < 2)) missing.push('memory');

@@ -7,8 +7,7 @@
  * control: what the event loop suffers in this kernel from thread-pool work alone. Its "raw"
  * column is the same calls made synchronously (fs.statSync).
  *
- * Extension point: issue 5's "64 lifecycles at once" (DeviceSet addDevice + mount + write +
- * unmount + delete) is one more workload here once the DeviceSet lands.
+ * Issue 5's "64 lifecycles at once" at the DeviceSet level is deviceset-concurrency.ts.
  */
 import { stat } from 'node:fs/promises';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -52,7 +51,7 @@ function delayStats(h: IntervalHistogram): DelayStats {
  * Runs fn with a fresh event-loop delay monitor. (One monitor disabled and enabled again
  * records the whole time it was off as one delay, so each run gets its own.)
  */
-async function monitored(into: DelayStats[], fn: () => Promise<void>): Promise<void> {
+export async function monitored(into: DelayStats[], fn: () => Promise<void>): Promise<void> {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
   try {
@@ -69,7 +68,7 @@ function median(a: number[]): number {
 }
 
 /** Per-repetition figures combined: the median of the p50s, p99s and means, the largest max. */
-function combine(runs: DelayStats[]): DelayStats {
+export function combine(runs: DelayStats[]): DelayStats {
   return {
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),

@@ -37,6 +37,16 @@ export interface BenchConfig {
    */
   lifecycle: { iterations: number; batch: number; dmsetupEvery: number };
   lifecycleUdev: { iterations: number; batch: number; dmsetupEvery: number };
+  /**
+   * DeviceSet scale: per size, a root whose DeviceSet gets that many devices registered in
+   * bulk; `opens` timed opens of it, then `lifecycles` DeviceSet lifecycles with it open,
+   * `batch` at a time, the sizes in turn.
+   */
+  dsscale: { sizes: number[]; opens: number; lifecycles: number; batch: number };
+  dsscaleUdev: { sizes: number[]; opens: number; lifecycles: number; batch: number };
+  /** DeviceSet lifecycles started at once against the same one after another, on one DeviceSet. */
+  dsconcurrency: { parallel: number; repetitions: number };
+  dsconcurrencyUdev: { parallel: number; repetitions: number };
   /** Untimed samples per operation and contender before measuring (warms caches, JIT, page cache). */
   warmup: number;
   /**
@@ -57,6 +67,11 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     memory: { checkpoints: [100, 1_000, 2_500, 5_000, 10_000, 15_000, 20_000] },
     lifecycle: { iterations: 50, batch: 5, dmsetupEvery: 2 },
     lifecycleUdev: { iterations: 30, batch: 5, dmsetupEvery: 2 },
+    dsscale: { sizes: [10, 1_000, 10_000], opens: 3, lifecycles: 20, batch: 5 },
+    // With udev each lifecycle waits for udev twice (about 1.5 s here): fewer of them.
+    dsscaleUdev: { sizes: [10, 1_000, 10_000], opens: 3, lifecycles: 10, batch: 5 },
+    dsconcurrency: { parallel: 64, repetitions: 3 },
+    dsconcurrencyUdev: { parallel: 16, repetitions: 1 },
     warmup: 2,
     reference: { spawnSamples: 40, hopSamples: 400 },
   },
@@ -70,6 +85,10 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     memory: { checkpoints: [100, 300] },
     lifecycle: { iterations: 3, batch: 3, dmsetupEvery: 1 },
     lifecycleUdev: { iterations: 2, batch: 2, dmsetupEvery: 1 },
+    dsscale: { sizes: [10, 100], opens: 3, lifecycles: 2, batch: 1 },
+    dsscaleUdev: { sizes: [10, 100], opens: 3, lifecycles: 2, batch: 1 },
+    dsconcurrency: { parallel: 8, repetitions: 1 },
+    dsconcurrencyUdev: { parallel: 4, repetitions: 1 },
     warmup: 1,
     reference: { spawnSamples: 3, hopSamples: 20 },
   },

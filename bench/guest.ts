@@ -21,6 +21,8 @@ import {
   rawHopContender,
 } from './contenders';
 import { measureConcurrency } from './concurrency';
+import { measureDeviceSetConcurrency } from './deviceset-concurrency';
+import { measureDeviceSetScale } from './deviceset-scale';
 import { measureLifecycle } from './lifecycle';
 import { measureMemory } from './memory';
 import { createBenchPool } from './pool';
@@ -207,6 +209,24 @@ async function main(): Promise<void> {
       });
     }
 
+    let dsscale: GuestResult['dsscale'] = null;
+    if (has('dsscale')) {
+      const c = udevSync ? config.dsscaleUdev : config.dsscale;
+      log('dsscale', `DeviceSet with ${c.sizes.join(', ')} devices registered: ${c.opens} opens, ${c.lifecycles} lifecycles (batches of ${c.batch}) each`);
+      dsscale = await measureDeviceSetScale({ rawBinary: RAW_BINARY, udevSync, ...c, progress: (l) => log('dsscale', l) });
+    }
+
+    let dsconcurrency: GuestResult['dsconcurrency'] = null;
+    if (has('dsconcurrency')) {
+      const c = udevSync ? config.dsconcurrencyUdev : config.dsconcurrency;
+      log(
+        'dsconcurrency',
+        `${c.parallel} DeviceSet lifecycles at once against one after another, ${c.repetitions} repetition(s)` +
+          (udevSync ? ` (with udev fewer than the ${config.dsconcurrency.parallel} without: each lifecycle waits for udev twice)` : ''),
+      );
+      dsconcurrency = await measureDeviceSetConcurrency({ udevSync, ...c, progress: (l) => log('dsconcurrency', l) });
+    }
+
     const result: GuestResult = {
       schema: 1,
       sections,
@@ -225,6 +245,8 @@ async function main(): Promise<void> {
       concurrency,
       memory,
       lifecycle,
+      dsscale,
+      dsconcurrency,
       reference,
     };
     writeFileSync(values.out, `${JSON.stringify(result)}\n`);

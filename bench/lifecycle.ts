@@ -59,7 +59,7 @@ export interface LifecyclePlan {
   progress?: (line: string) => void;
 }
 
-interface Timed {
+export interface Timed {
   /** ns per lifecycle, and per step of each (LIFECYCLE_STEPS order). */
   ns: number[];
   steps: number[][];
@@ -73,7 +73,7 @@ interface LifecycleContender {
 const BLOCK = Buffer.alloc(4096, 'x');
 
 /** The user's write into the mounted layer, as a node program makes it. */
-async function write4k(path: string): Promise<void> {
+export async function write4k(path: string): Promise<void> {
   const fh = await open(path, 'w', 0o644);
   try {
     await fh.write(BLOCK);
@@ -83,12 +83,46 @@ async function write4k(path: string): Promise<void> {
   }
 }
 
+/**
+ * The DeviceSet options of every DeviceSet the benchmark opens: a 512 MiB ext4 base on loop
+ * files in the guest's /tmp; no discard before a delete (the C program and dmsetup discard
+ * nothing either); without udev, the override that lets the DeviceSet run at all.
+ */
+export function deviceSetOptions(udevSync: boolean): string[] {
+  return [
+    'dm.basesize=512M',
+    'dm.fs=ext4',
+    'dm.loopdatasize=2G',
+    'dm.loopmetadatasize=200M',
+    'dm.blkdiscard=false',
+    ...(udevSync ? [] : ['dm.override_udev_sync_check=true']),
+  ];
+}
+
+/**
+ * One DeviceSet lifecycle in LIFECYCLE_STEPS order: addDevice (a snapshot of `parent`),
+ * mkdir + mountDevice at `mountPoint`, 4 KiB written and fsynced, unmountDevice,
+ * deleteDevice { sync: true }.
+ */
+export function deviceSetSteps(ds: DeviceSet, hash: string, mountPoint: string, parent = 'image'): (() => Promise<unknown>)[] {
+  return [
+    () => ds.addDevice(hash, parent),
+    async () => {
+      await mkdir(mountPoint);
+      await ds.mountDevice(hash, mountPoint);
+    },
+    () => write4k(join(mountPoint, 'file')),
+    () => ds.unmountDevice(hash, mountPoint),
+    () => ds.deleteDevice(hash, { sync: true }),
+  ];
+}
+
 function now(): bigint {
   return process.hrtime.bigint();
 }
 
 /** Times the steps of one lifecycle: fns in LIFECYCLE_STEPS order. */
-async function timeSteps(fns: (() => Promise<unknown>)[]): Promise<{ ns: number; steps: number[] }> {
+export async function timeSteps(fns: (() => Promise<unknown>)[]): Promise<{ ns: number; steps: number[] }> {
   const steps: number[] = [];
   const t0 = now();
   let t = t0;
@@ -143,7 +177,7 @@ function sumSteps(perStep: Record<LifecycleStep, Record<string, number>>): Recor
 }
 
 /** Detaches whatever a failed run left mounted under dir, so that nothing holds its devices. */
-async function unmountUnder(dir: string): Promise<void> {
+export async function unmountUnder(dir: string): Promise<void> {
   const info = await readFile('/proc/self/mountinfo', 'utf8');
   const points = info
     .split('\n')
@@ -176,7 +210,8 @@ function rotate<T>(a: readonly T[], by: number): T[] {
   return [...a.slice(k), ...a.slice(0, k)];
 }
 
-function stats(t: Timed): LifecycleStats {
+/** Whole-lifecycle and per-step statistics of timed lifecycles. */
+export function lifecycleStats(t: Timed): LifecycleStats {
   const steps = Object.fromEntries(
     LIFECYCLE_STEPS.map((s, k) => {
       const samples = t.steps.map((row) => row[k] as number);
@@ -189,15 +224,7 @@ function stats(t: Timed): LifecycleStats {
 export async function measureLifecycle(plan: LifecyclePlan): Promise<LifecycleResult> {
   const log = plan.progress ?? (() => undefined);
   const dir = join(tmpdir(), `devmapper-bench-${process.pid}-lifecycle`);
-  const options = [
-    'dm.basesize=512M',
-    'dm.fs=ext4',
-    'dm.loopdatasize=2G',
-    'dm.loopmetadatasize=200M',
-    // The C program and dmsetup discard nothing before a delete: neither does the DeviceSet here.
-    'dm.blkdiscard=false',
-    ...(plan.udevSync ? [] : ['dm.override_udev_sync_check=true']),
-  ];
+  const options = deviceSetOptions(plan.udevSync);
   const mnt = { raw: join(dir, 'mnt-raw'), dmsetup: join(dir, 'mnt-dmsetup'), deviceSet: join(dir, 'mnt-ds') };
   const metaDir = join(dir, 'raw-metadata');
   for (const d of [...Object.values(mnt), metaDir]) await mkdir(d, { recursive: true, mode: 0o700 });
@@ -244,17 +271,7 @@ export async function measureLifecycle(plan: LifecyclePlan): Promise<LifecycleRe
     };
     const dsSteps = () => {
       const hash = `layer${++serial}`;
-      const mp = join(mnt.deviceSet, hash);
-      return [
-        () => theDs.addDevice(hash, 'image'),
-        async () => {
-          await mkdir(mp);
-          await theDs.mountDevice(hash, mp);
-        },
-        () => write4k(join(mp, 'file')),
-        () => theDs.unmountDevice(hash, mp),
-        () => theDs.deleteDevice(hash, { sync: true }),
-      ];
+      return deviceSetSteps(theDs, hash, join(mnt.deviceSet, hash));
     };
     const driverSteps = () => {
       const id = `layer${++serial}`;
@@ -344,7 +361,7 @@ export async function measureLifecycle(plan: LifecyclePlan): Promise<LifecycleRe
       hopsPerStep,
       sizeBytes: LAYER_BYTES,
       options,
-      contenders: Object.fromEntries([...taken].map(([name, t]) => [name, stats(t)])),
+      contenders: Object.fromEntries([...taken].map(([name, t]) => [name, lifecycleStats(t)])),
       hops,
     };
   } finally {

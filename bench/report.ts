@@ -5,10 +5,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatBytes, formatNs, formatRatio, ratio } from './stats';
+import { formatBytes, formatNs, formatRatio, ratio, type Stats } from './stats';
 import { barChartSvg } from './svg';
 import {
   type ContenderName,
+  type DsConcurrencyResult,
+  type DsScalePoint,
+  type DsScaleResult,
   type GuestResult,
   LIFECYCLE_CONTENDERS,
   LIFECYCLE_STEPS,
@@ -60,7 +63,7 @@ export const HOPS: Record<OpName, number> = {
 
 const MESSAGES: OpName[] = ['create_thin', 'create_snap', 'delete', 'set_transaction_id'];
 
-function cell(s: OpStats | undefined): string {
+function cell(s: Stats | undefined): string {
   if (!s) return '–';
   return `${formatNs(s.mean)} / ${formatNs(s.p50)} / ${formatNs(s.p99)}`;
 }
@@ -392,6 +395,207 @@ function lifecycleSection(r: GuestResult, l: LifecycleResult): string[] {
   ];
 }
 
+function medianOf(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? (s[Math.floor((s.length - 1) / 2)] as number) : NaN;
+}
+
+/** A point's memory figure: the median over its opens. */
+function openMemory(p: DsScalePoint, k: 'rss' | 'heapUsed' | 'external' | 'retained'): number {
+  return medianOf(p.opens.map((o) => (k === 'retained' ? o.heapUsed - o.heapUsedBefore : o[k])));
+}
+
+/** Issue 5's targets for the DeviceSet at scale. */
+export const DS_HEAP_PER_DEVICE_LIMIT = 1024;
+export const DS_LIFECYCLE_SCALE_LIMIT = 1.2;
+/** Open time is called linear when the last size step's time per device is within this factor of the first's. */
+export const DS_OPEN_LINEAR_FACTOR = 2;
+
+/** Growth per registered device between the smallest and the largest size (bytes or ms). */
+function perDevice(d: DsScaleResult, value: (p: DsScalePoint) => number): number {
+  const first = d.points[0];
+  const last = d.points[d.points.length - 1];
+  if (!first || !last || last === first) return NaN;
+  return (value(last) - value(first)) / (last.registered - first.registered);
+}
+
+/**
+ * Open time per device over the smallest size's, at each larger size (ms): (median open at N
+ * − median at the smallest) / (devices at N − at the smallest). Linear growth keeps it flat.
+ */
+function openPerDevice(d: DsScaleResult): number[] {
+  const first = d.points[0];
+  if (!first) return [];
+  return d.points.slice(1).map((p) => (p.openMedianMs - first.openMedianMs) / (p.registered - first.registered));
+}
+
+/**
+ * Whether the open time is linear in the devices: the time per device at the largest size
+ * within DS_OPEN_LINEAR_FACTOR of that at the middle one. Not judged with two sizes, nor when
+ * the middle size's difference from the smallest is within the spread of their opens (the
+ * shared machine's noise would decide it).
+ */
+function openLinearity(d: DsScaleResult): { growth: number; judged: boolean; why: string } {
+  const per = openPerDevice(d);
+  if (per.length < 2) return { growth: NaN, judged: false, why: 'it needs three sizes' };
+  const growth = ratio(per[per.length - 1], per[0]);
+  const first = d.points[0] as DsScalePoint;
+  const mid = d.points[1] as DsScalePoint;
+  const spreadOf = (p: DsScalePoint) => Math.max(...p.opens.map((o) => o.ms)) - Math.min(...p.opens.map((o) => o.ms));
+  const spread = Math.max(spreadOf(first), spreadOf(mid));
+  const signal = mid.openMedianMs - first.openMedianMs;
+  if (signal <= spread)
+    return { growth, judged: false, why: `${mid.devices} devices add ${signal.toFixed(0)} ms, within the opens' spread of ${spread.toFixed(0)} ms` };
+  return { growth, judged: true, why: '' };
+}
+
+function dsScaleTable(d: DsScaleResult): string {
+  const first = d.points[0];
+  const rows = d.points.map((p) => [
+    String(p.devices),
+    String(p.registered),
+    `${(p.fill.totalMs / 1000).toFixed(1)} s (create_thin ${formatNs(p.fill.createThin.mean)} each, files ${(p.fill.filesMs / 1000).toFixed(1)} s)`,
+    p.opens.map((o) => `${o.ms.toFixed(0)}`).join(', ') + ' ms',
+    `${p.openMedianMs.toFixed(0)} ms`,
+    formatBytes(openMemory(p, 'rss')),
+    formatBytes(openMemory(p, 'heapUsed')),
+    formatBytes(openMemory(p, 'retained')),
+    formatBytes(openMemory(p, 'external')),
+    cell(p.lifecycle),
+    `${formatRatio(ratio(p.lifecycle.mean, first?.lifecycle.mean))} / ${formatRatio(ratio(p.lifecycle.p50, first?.lifecycle.p50))}`,
+  ]);
+  return table(
+    [
+      'devices added',
+      'registered (with base and image)',
+      'fill (raw C create_thin + metadata files)',
+      'DeviceSet.open, each',
+      'open, median',
+      'RSS after open (GC)',
+      'heap used',
+      'heap: after open − before',
+      'external',
+      'lifecycle (mean / p50 / p99)',
+      'lifecycle / smallest (mean / p50)',
+    ],
+    rows,
+  );
+}
+
+function dsScaleStepsTable(d: DsScaleResult): string {
+  const first = d.points[0];
+  const rows = d.points.map((p) => [
+    String(p.devices),
+    ...LIFECYCLE_STEPS.map((k) => `${cell(p.lifecycle.steps[k])} (${formatRatio(ratio(p.lifecycle.steps[k]?.mean, first?.lifecycle.steps[k]?.mean))})`),
+  ]);
+  return table(['devices added', ...LIFECYCLE_STEPS.map((k) => `${k} (mean / smallest)`)], rows);
+}
+
+function dsScaleTargets(d: DsScaleResult): string {
+  const first = d.points[0];
+  const last = d.points[d.points.length - 1];
+  if (!first || !last || first === last) return '';
+  const heap = perDevice(d, (p) => openMemory(p, 'heapUsed'));
+  const rss = perDevice(d, (p) => openMemory(p, 'rss'));
+  const ext = perDevice(d, (p) => openMemory(p, 'external'));
+  const retained = perDevice(d, (p) => openMemory(p, 'retained'));
+  const openMs = perDevice(d, (p) => p.openMedianMs);
+  const per = openPerDevice(d);
+  const lin = openLinearity(d);
+  const m = ratio(last.lifecycle.mean, first.lifecycle.mean);
+  const p50 = ratio(last.lifecycle.p50, first.lifecycle.p50);
+  const rows = [
+    [
+      `heap per registered device under 1 KiB (heap used after open and GC, ${last.registered} against ${first.registered} registered)`,
+      `${formatBytes(heap)} (after − before the open: ${formatBytes(retained)}; RSS ${formatBytes(rss)}, external ${formatBytes(ext)})`,
+      yes(heap < DS_HEAP_PER_DEVICE_LIMIT),
+      '',
+    ],
+    [
+      `lifecycle with ${last.devices} devices within ${DS_LIFECYCLE_SCALE_LIMIT}x of ${first.devices}`,
+      `${formatRatio(m)} mean, ${formatRatio(p50)} p50`,
+      yes(m <= DS_LIFECYCLE_SCALE_LIMIT),
+      yes(p50 <= DS_LIFECYCLE_SCALE_LIMIT),
+    ],
+    [
+      `open time linear in the devices (time per device over the smallest size's: at the largest size within ${DS_OPEN_LINEAR_FACTOR}x of that at the middle one)`,
+      `${formatNs(openMs * 1e6)} per device overall; at ${d.points
+        .slice(1)
+        .map((p, i) => `${p.devices}: ${formatNs((per[i] as number) * 1e6)}`)
+        .join(', ')}` + (lin.judged ? ` (${formatRatio(lin.growth)})` : ` (not judged: ${lin.why})`),
+      lin.judged ? yes(lin.growth <= DS_OPEN_LINEAR_FACTOR && lin.growth >= 1 / DS_OPEN_LINEAR_FACTOR) : '–',
+      '',
+    ],
+  ];
+  return table(['target (issue 5)', 'figure', 'met (mean)', 'met (p50)'], rows);
+}
+
+function dsScaleSection(r: GuestResult, d: DsScaleResult): string[] {
+  const cfg = r.udevSync ? r.config.dsscaleUdev : r.config.dsscale;
+  return [
+    '',
+    `### DeviceSet scale (${cfg?.opens ?? '?'} opens and ${cfg?.lifecycles ?? '?'} lifecycles per size; ${formatBytes(d.sizeBytes)} ext4 devices)`,
+    '',
+    'Per size a root of its own: opened fresh (pool, base, an image device), then that many devices registered in bulk ' +
+      '(create_thin from the C program in the DeviceSet\'s pool, one metadata file each in Docker\'s format, next_device_id moved past them; ' +
+      'the pool\'s transaction id untouched, so no open rolls back). Then one untimed open of each root, and the timed opens, the sizes in turn (one DeviceSet open at a time, each shut down ' +
+      'before the next open, the pool made again from its loop files, as at a restart), with the memory after each open and a full GC' +
+      `${d.gcExposed ? '' : ' (no --expose-gc: without the GC)'} (RSS, external: medians; heap before the open for the difference). ` +
+      `Then all sizes open together and the DeviceSet lifecycle of the layer-lifecycle rows on each, ${cfg?.batch ?? '?'} at a time, the sizes in turn. ` +
+      `Options: ${d.options.join(' ')}.`,
+    '',
+    dsScaleTable(d),
+    '',
+    'Lifecycle steps (mean / p50 / p99, and the mean against the smallest size):',
+    '',
+    dsScaleStepsTable(d),
+    '',
+    dsScaleTargets(d),
+  ];
+}
+
+function dsConcurrencySection(r: GuestResult, d: DsConcurrencyResult): string[] {
+  const serial = medianOf(d.serialMs);
+  const at = medianOf(d.concurrentMs);
+  const row = [
+    String(d.parallel),
+    `${(serial / 1000).toFixed(2)} s`,
+    `${(at / 1000).toFixed(2)} s`,
+    formatRatio(serial / at),
+    cell(d.serialItem),
+    cell(d.concurrentItem),
+    `${d.eldConcurrent.p50.toFixed(1)} / ${d.eldConcurrent.p99.toFixed(1)} / ${d.eldConcurrent.max.toFixed(0)} ms`,
+    `${d.eldSerial.p50.toFixed(1)} / ${d.eldSerial.p99.toFixed(1)} / ${d.eldSerial.max.toFixed(0)} ms`,
+  ];
+  return [
+    '',
+    `### DeviceSet concurrency (${d.parallel} lifecycles, ${d.repetitions} repetition${d.repetitions === 1 ? '' : 's'}; medians of the wall times)`,
+    '',
+    `One DeviceSet (${d.options.join(' ')}); each lifecycle its own hash: addDevice (snapshot of an image device), mkdir + mountDevice, 4 KiB + fsync, unmountDevice, deleteDevice { sync: true }. ` +
+      'All started at once (Promise.all) against the same number one after another; event-loop delay from perf_hooks.monitorEventLoopDelay (1 ms resolution, a fresh monitor per run; across repetitions the median p50 and p99, the largest max).' +
+      (r.udevSync && d.parallel < r.config.dsconcurrency.parallel ? ` With udev ${d.parallel} lifecycles instead of ${r.config.dsconcurrency.parallel}: each waits for udev twice.` : ''),
+    '',
+    table(
+      [
+        'lifecycles',
+        'one after another',
+        'all at once',
+        'throughput vs serial',
+        'one lifecycle, serially',
+        'one lifecycle, at once',
+        'event-loop delay p50 / p99 / max, at once',
+        '… serially',
+      ],
+      [row],
+    ),
+    '',
+    table(
+      ['target (issue 5)', 'figure', 'met'],
+      [[`${d.parallel} lifecycles at once: event-loop delay p99 under 20 ms`, `${d.eldConcurrent.p99.toFixed(1)} ms`, yes(d.eldConcurrent.p99 < 20)]],
+    ),
+  ];
+}
+
 function referenceLines(r: GuestResult): string {
   const f = r.reference;
   if (!f) return '';
@@ -436,6 +640,8 @@ export function renderMarkdown(c: CombinedResult): string {
     if (r.reference) out.push('', referenceLines(r));
     if (r.single.length) out.push('', '### Targets', '', targetsTable(r));
     if (r.lifecycle) out.push(...lifecycleSection(r, r.lifecycle));
+    if (r.dsscale) out.push(...dsScaleSection(r, r.dsscale));
+    if (r.dsconcurrency) out.push(...dsConcurrencySection(r, r.dsconcurrency));
     if (r.scale.length) out.push('', `### Scale: idle thin devices in the pool (${r.config.scale.samples} per operation)`, '', scaleTable(r));
     if (r.concurrency.length) out.push('', '### Concurrency (dm level)', '', concurrencyTable(r));
     if (r.memory) out.push('', `### Memory (${r.memory.workload})`, '', memoryTable(r));
@@ -461,6 +667,21 @@ export function renderCharts(c: CombinedResult): { file: string; svg: string }[]
             values: [l.contenders[k]?.mean ?? NaN, ...LIFECYCLE_STEPS.map((s) => l.contenders[k]?.steps[s]?.mean ?? NaN)],
           })),
           yLabel: 'mean',
+        }),
+      });
+    const d = r.dsscale;
+    if (d?.points.length)
+      charts.push({
+        file: `dsscale-udev-${r.udev}.svg`,
+        svg: barChartSvg({
+          title: `DeviceSet.open and a layer's lifecycle against registered devices, udev ${r.udev} (log scale)`,
+          subtitle: `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${c.date.slice(0, 10)}; open: median of ${d.points[0]?.opens.length ?? 0}, lifecycle: mean of ${d.points[0]?.lifecycle.n ?? 0}`,
+          groups: d.points.map((p) => `${p.devices} devices`),
+          series: [
+            { name: 'DeviceSet.open', color: '#4c72b0', values: d.points.map((p) => p.openMedianMs * 1e6) },
+            { name: 'lifecycle', color: '#dd8452', values: d.points.map((p) => p.lifecycle.mean) },
+          ],
+          yLabel: 'time',
         }),
       });
     if (!r.single.length) continue;

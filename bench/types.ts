@@ -132,9 +132,70 @@ export interface MemoryResult {
   rssBytesPerCall: number;
 }
 
+/** Process memory after a full GC (process.memoryUsage()), bytes. */
+export interface MemorySnapshot {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/** One timed DeviceSet.open of a filled root, and the memory after it (full GC). */
+export interface DsScaleOpen extends MemorySnapshot {
+  ms: number;
+  /** V8's heap used after a full GC just before the open (no DeviceSet open then). */
+  heapUsedBefore: number;
+}
+
+export interface DsScalePoint {
+  /** Devices registered in bulk after the first open (the filler). */
+  devices: number;
+  /** Device files the timed opens load: the filler, the base and the image device. */
+  registered: number;
+  /**
+   * How the filler was made: its create_thin messages (raw C: each message, and the wall time
+   * of all), the metadata files' wall time, and the two together (ms).
+   */
+  fill: { createThin: Stats; createThinMs: number; filesMs: number; totalMs: number };
+  opens: DsScaleOpen[];
+  /** Median of the opens' times, ms. */
+  openMedianMs: number;
+  /** The DeviceSet lifecycle with the filled DeviceSet open (all sizes' open at once, batches in turn). */
+  lifecycle: LifecycleStats;
+}
+
+/** DeviceSet scale (deviceset-scale.ts): open time, memory and the lifecycle against registered devices. */
+export interface DsScaleResult {
+  options: string[];
+  /** Size of the base, the image and every filler device, bytes. */
+  sizeBytes: number;
+  gcExposed: boolean;
+  points: DsScalePoint[];
+}
+
+/** DeviceSet concurrency (deviceset-concurrency.ts): lifecycles all at once against one after another. */
+export interface DsConcurrencyResult {
+  options: string[];
+  parallel: number;
+  repetitions: number;
+  /** Wall time of each repetition, ms. */
+  serialMs: number[];
+  concurrentMs: number[];
+  eldSerial: DelayStats;
+  eldConcurrent: DelayStats;
+  eldRuns: { serial: DelayStats[]; concurrent: DelayStats[] };
+  /** One lifecycle's time, serially and while all run at once. */
+  serialItem: Stats;
+  concurrentItem: Stats;
+}
+
 /** The parts of a run (`--only` picks some). */
-export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle'] as const;
+export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency'] as const;
 export type SectionName = (typeof SECTIONS)[number];
+
+/** Sections added after results recorded their sections: results without `sections` did not run them. */
+export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency'];
 
 export interface GuestResult {
   schema: 1;
@@ -156,6 +217,9 @@ export interface GuestResult {
   memory: MemoryResult | null;
   /** The layer-lifecycle rows (absent in results from before they existed). */
   lifecycle?: LifecycleResult | null;
+  /** DeviceSet scale and concurrency (absent in results from before they existed). */
+  dsscale?: DsScaleResult | null;
+  dsconcurrency?: DsConcurrencyResult | null;
   /** null when the run left the reference section out (--only). */
   reference: {
     /** Starting /bin/true: posix_spawn from the C program, and spawnSync from node. */
