@@ -181,6 +181,7 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   umount(target: string, flags: number): Promise<void>;
   isMountPoint(path: string): boolean;
+  readFiles(paths: string[]): Promise<(string | null)[]>;
   lockFile(path: string): number;
   unlockFile(fd: number): void;
   lgetxattr(path: string, name: string): Promise<Buffer | null>;

@@ -114,6 +114,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("llistxattr", Napi::Function::New(env, LlistxattrJs, "llistxattr"));
   exports.Set("mknod", Napi::Function::New(env, MknodJs, "mknod"));
   exports.Set("lutimesNs", Napi::Function::New(env, LutimesNsJs, "lutimesNs"));
+  exports.Set("readFiles", Napi::Function::New(env, ReadFilesJs, "readFiles"));
   exports.Set("lockFile", Napi::Function::New(env, LockFileJs, "lockFile"));
   exports.Set("unlockFile", Napi::Function::New(env, UnlockFileJs, "unlockFile"));
   exports.Set("mountFlags", MountConstants(env));

@@ -161,6 +161,66 @@ Napi::Value LutimesNsJs(const Napi::CallbackInfo& info) {
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
 }
 
+namespace {
+
+struct ReadResult {
+  bool found = false;
+  std::string text;
+};
+
+// The whole file, or found=false for ENOENT; other errors set e (naming the file).
+void ReadWholeFile(const std::string& path, ReadResult* r, NativeError* e) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT)
+      e->Set("read metadata", path, errno, "read metadata " + path + ": " + strerror(errno));
+    return;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      e->Set("read metadata", path, errno, "read metadata " + path + ": " + strerror(errno));
+      break;
+    }
+    if (n == 0) {
+      r->found = true;
+      break;
+    }
+    r->text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+}
+
+}  // namespace
+
+Napi::Value ReadFilesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray())
+    throw Napi::TypeError::New(env, "readFiles(paths): paths must be an array");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> paths;
+  paths.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString()) throw Napi::TypeError::New(env, "readFiles: each path must be a string");
+    paths.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  return FnWorker<std::vector<ReadResult>>::Start(
+      env, "devmapper:readFiles",
+      [paths](std::vector<ReadResult>* out, NativeError* e) {
+        out->resize(paths.size());
+        for (size_t i = 0; i < paths.size() && !e->set; i++) ReadWholeFile(paths[i], &(*out)[i], e);
+      },
+      [](Napi::Env env, const std::vector<ReadResult>& out) -> Napi::Value {
+        Napi::Array r = Napi::Array::New(env, out.size());
+        for (size_t i = 0; i < out.size(); i++)
+          r.Set(i, out[i].found ? Napi::String::New(env, out[i].text) : env.Null());
+        return r;
+      });
+}
+
 Napi::Value LockFileJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgString(info, 0, "path");

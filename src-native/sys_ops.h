@@ -46,6 +46,9 @@ Napi::Value MknodJs(const Napi::CallbackInfo& info);
 // lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) -> undefined; never follows a symlink
 Napi::Value LutimesNsJs(const Napi::CallbackInfo& info);
 
+// readFiles(paths) -> (string | null)[]: each whole file as UTF-8, null when it does not
+// exist; one job for all (a DeviceSet root's metadata files at open: thousands).
+Napi::Value ReadFilesJs(const Napi::CallbackInfo& info);
 // lockFile(path) -> fd, synchronously: the file (made 0600 if missing) locked with
 // flock(LOCK_EX | LOCK_NB) and our pid written into it. EWOULDBLOCK (the message names the
 // holder's pid) when another open file description holds it.

@@ -1,7 +1,7 @@
 /**
  * The native step runner (src-native/step_plan.cc) on plain files: order, what a failure
  * skips, tolerated errnos, `always` steps, atomic writes that leave no temporary file, exact
- * modes, the crash step, and sys.isMountPoint. The dm task steps are proven in the kernel
+ * modes, the crash step, sys.isMountPoint, and readFiles. The dm task steps are proven in the kernel
  * (test/integration/steps.test.ts).
  */
 import { spawnSync } from 'node:child_process';
@@ -128,4 +128,13 @@ test('isMountPoint: the root of a mount, not a plain directory, false for a miss
   expect(isMountPoint(dir)).toBe(false);
   expect(isMountPoint(join(dir, 'missing'))).toBe(false);
   expect(() => isMountPoint('relative')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+});
+
+test('readFiles reads many files in one job: contents, null for a missing one, an error naming a file it cannot read', async () => {
+  const { native } = await import('../../lib/native');
+  await writeFile(join(dir, 'a'), '{"device_id":1}');
+  await writeFile(join(dir, 'b'), 'x'.repeat(10_000));
+  expect(await native().readFiles([join(dir, 'a'), join(dir, 'missing'), join(dir, 'b')])).toEqual(['{"device_id":1}', null, 'x'.repeat(10_000)]);
+  expect(await native().readFiles([])).toEqual([]);
+  await expect(native().readFiles([join(dir, 'a'), dir])).rejects.toMatchObject({ code: 'EISDIR', device: dir });
 });
