@@ -96,11 +96,29 @@ export function runTaskSync(spec: NativeTaskSpec): NativeTaskResult {
 
 /**
  * A query (no udev cookie, no I/O: info, table, status without a flush) on the JS thread
- * when the libdm lock is free: an ioctl there costs far less than a thread hop (about a
+ * when the libdm lock is free and this turn's few sync slots are not taken: an ioctl there costs far less than a thread hop (about a
  * tenth in the sandbox kernel). When another thread holds the lock (its ioctl may be a
  * suspend waiting for I/O), it hops instead, so the event loop never waits behind it.
  */
+/**
+ * At most this many queries run on the JS thread per turn of the event loop; the rest hop.
+ * Sixty-four operations started at once would otherwise ask their first question back to
+ * back in one turn (in the sandbox kernel half a millisecond each) and stall the loop.
+ */
+const SYNC_QUERIES_PER_TURN = 4;
+let syncQueriesThisTurn = 0;
+
+function takeSyncSlot(): boolean {
+  if (syncQueriesThisTurn >= SYNC_QUERIES_PER_TURN) return false;
+  if (syncQueriesThisTurn++ === 0)
+    setImmediate(() => {
+      syncQueriesThisTurn = 0;
+    });
+  return true;
+}
+
 export async function runQuery(spec: NativeTaskSpec): Promise<NativeTaskResult> {
+  if (!takeSyncSlot()) return runTask(spec);
   const started = now();
   let result: NativeTaskResult | null;
   try {
