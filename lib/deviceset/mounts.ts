@@ -46,7 +46,7 @@ async function applyXfsNospaceRetries(s: DeviceSetState, hash: string): Promise<
 
 /**
  * Activates the device when needed and mounts it, as one native job. A mount that fails
- * deactivates what this call activated.
+ * deactivates the device again (as before the job: a device is active only while mounted).
  */
 export async function mountDevice(s: DeviceSetState, hash: string, path: string, mountLabel?: string): Promise<void> {
   const meta = s.devices.get(hash);
