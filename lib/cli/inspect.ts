@@ -4,7 +4,7 @@ import * as dm from '../dm';
 import { unknownDevice } from '../deviceset/devices';
 import { metadataFileName } from '../deviceset/hash';
 import { humanSize } from '../deviceset/units';
-import { mountedAt } from '../deviceset/mounts';
+import * as sys from '../sys';
 import { arg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 
 export interface InspectResult {
@@ -54,7 +54,7 @@ export async function inspectLayer(cmd: ParsedCommand, ctx: CommandContext): Pro
         deleted: meta.deleted,
       },
       kernel: { name, active: info !== null, openCount: info?.openCount ?? 0, table, mappedSectors: mapped, highestMappedSector: highest },
-      mountPath: (await mountedAt(mp)) ? mp : null,
+      mountPath: sys.isMountPoint(mp) ? mp : null,
     };
   });
   ctx.out.result(result, (r) => {

@@ -2,8 +2,8 @@
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { DevmapperError } from '../errors';
+import * as sys from '../sys';
 import { unknownDevice } from '../deviceset/devices';
-import { mountedAt } from '../deviceset/mounts';
 import { parseSize } from '../deviceset/units';
 import type { Driver } from '../driver/driver';
 import { usageError } from './args';
@@ -59,7 +59,7 @@ export async function unmountLayer(cmd: ParsedCommand, ctx: CommandContext): Pro
   const id = arg(cmd, 'ID');
   const wasMounted = await ctx.withDriver(async (driver) => {
     await requireLayer(driver, id);
-    const mounted = await mountedAt(join(driver.home, 'mnt', id));
+    const mounted = sys.isMountPoint(join(driver.home, 'mnt', id));
     // A mount made by an earlier invocation: get counts it as ours, put releases it.
     if (mounted) await driver.put(id);
     return mounted;
@@ -81,7 +81,7 @@ export async function removeLayers(cmd: ParsedCommand, ctx: CommandContext): Pro
     }
     for (const id of present) {
       const mp = join(driver.home, 'mnt', id);
-      if (await mountedAt(mp))
+      if (sys.isMountPoint(mp))
         throw new DevmapperError(`${id} is mounted at ${mp}: devmapper unmount ${id} first`, { code: 'EBUSY', errno: osConstants.errno.EBUSY, device: id });
     }
     const done: string[] = [];
@@ -118,7 +118,7 @@ export async function listLayers(_cmd: ParsedCommand, ctx: CommandContext): Prom
     for (const id of await driver.deviceSet.list()) {
       const st = await driver.deviceSet.getDeviceStatus(id);
       const mp = join(driver.home, 'mnt', id);
-      const mounted = await mountedAt(mp);
+      const mounted = sys.isMountPoint(mp);
       out.push({
         id,
         deviceId: st.deviceId,

@@ -21,11 +21,6 @@ export function mountData(s: DeviceSetState, mountLabel: string | undefined): st
   return opts.join(',');
 }
 
-/** Whether something is mounted at path (the kernel's view, not ours: survives a restart). */
-export async function mountedAt(path: string): Promise<boolean> {
-  return sys.isMountPoint(path);
-}
-
 /** xfs keeps retrying metadata writes on ENOSPC forever by default: bound it (dm.xfs_nospace_max_retries). */
 async function applyXfsNospaceRetries(s: DeviceSetState, hash: string): Promise<void> {
   if (s.filesystem !== 'xfs' || s.options.xfsNospaceMaxRetries === null) return;
@@ -59,7 +54,7 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
       code: 'EBUSY',
       device: hash,
     });
-  if (current === path && (await mountedAt(path))) return;
+  if (current === path && sys.isMountPoint(path)) return;
   const data = mountData(s, mountLabel);
   const name = nameOf(s, hash);
   const info = await dm.getInfo(name);

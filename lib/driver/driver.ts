@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { KeyedLock } from '../dm/keyed-lock';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
+import * as sys from '../sys';
 import { DeviceSet } from '../deviceset/deviceset';
 import { unknownDevice } from '../deviceset/devices';
 import { checkDeviceHash } from '../deviceset/hash';
-import { mountedAt } from '../deviceset/mounts';
 import { createFileStep, mkdirStep, runStepsOrThrow } from '../steps';
 import type { DeviceSetOptions } from '../deviceset/options';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
@@ -174,7 +174,7 @@ export class Driver {
         return rootfs;
       }
       if (!(await this.deviceSet.hasDevice(id))) throw unknownDevice(id);
-      if (await mountedAt(mp)) {
+      if (sys.isMountPoint(mp)) {
         // Mounted by a predecessor that died without its put: count it as ours now.
         this.refs.set(id, 1);
         return rootfs;
@@ -224,7 +224,7 @@ export class Driver {
         this.refs.set(id, count - 1);
         return;
       }
-      if (count === 0 && !(await mountedAt(mp))) return;
+      if (count === 0 && !sys.isMountPoint(mp)) return;
       if (!(await this.deviceSet.hasDevice(id))) {
         this.refs.delete(id);
         return;
@@ -233,7 +233,7 @@ export class Driver {
         await this.deviceSet.unmountDevice(id, mp);
       } catch (err) {
         // Unmounted but not deactivated (held elsewhere): the count must not claim a mount.
-        if (!(await mountedAt(mp))) this.refs.delete(id);
+        if (!sys.isMountPoint(mp)) this.refs.delete(id);
         throw err;
       }
       this.refs.delete(id);
@@ -258,7 +258,7 @@ export class Driver {
       if (!(await this.deviceSet.hasDevice(id))) return;
       const mp = this.mountPoint(id);
       const count = this.refs.get(id) ?? 0;
-      if (count > 0 || (await mountedAt(mp)))
+      if (count > 0 || sys.isMountPoint(mp))
         throw new DevmapperError(`layer ${id} is mounted at ${mp} (${count || 'left by another process'}): put it first`, {
           code: 'EBUSY',
           errno: 16,
