@@ -1,22 +1,18 @@
 #include "step_plan.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "dm_task.h"
 #include "js_args.h"
 #include "promise_worker.h"
+#include "sys_calls.h"
 
 namespace devmapper {
 
@@ -32,6 +28,7 @@ enum class StepKind {
   kUmount,
   kMkdir,
   kRmdir,
+  kDiscard,
   kCrash
 };
 
@@ -42,8 +39,10 @@ struct Step {
   std::string data;    // file contents, or mount data
   std::string source;  // mount source
   std::string fstype;
-  uint32_t flags = 0;  // mount / umount2 flags
-  uint32_t mode = 0;   // file or directory mode
+  uint32_t flags = 0;   // mount / umount2 flags
+  uint32_t mode = 0;    // file or directory mode
+  uint64_t offset = 0;  // discard: byte range
+  uint64_t length = 0;
   std::vector<int> ok_errnos;
   bool always = false;
   std::string operation;
@@ -67,6 +66,7 @@ StepKind KindFromJs(Napi::Env env, const std::string& k) {
   if (k == "umount") return StepKind::kUmount;
   if (k == "mkdir") return StepKind::kMkdir;
   if (k == "rmdir") return StepKind::kRmdir;
+  if (k == "discard") return StepKind::kDiscard;
   if (k == "crash") return StepKind::kCrash;
   throw Napi::TypeError::New(env, "unknown step kind '" + k + "'");
 }
@@ -88,6 +88,8 @@ Step StepFromJs(const Napi::Object& o) {
   s.fstype = GetString(o, "fstype");
   s.flags = static_cast<uint32_t>(GetU64(o, "flags", 0));
   s.mode = static_cast<uint32_t>(GetU64(o, "mode", 0600));
+  s.offset = GetU64(o, "offset", 0);
+  s.length = GetU64(o, "length", 0);
   if (Has(o, "okErrnos")) {
     Napi::Value v = o.Get("okErrnos");
     if (!v.IsArray()) throw Napi::TypeError::New(env, "okErrnos must be an array");
@@ -103,90 +105,9 @@ Step StepFromJs(const Napi::Object& o) {
   return s;
 }
 
-void SetSysError(NativeError* e, const Step& s, const char* call, int err) {
-  std::string op = s.operation.empty() ? call : s.operation;
-  e->Set(op, s.path, err, op + " " + s.path + ": " + call + ": " + strerror(err));
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Replaces the file atomically: a ".tmp<random>" file beside it (as Docker named its
-// temporary files), written, fsynced and renamed over the target. On failure the target is
-// as it was and no temporary file is left. The directory is synced by a syncDir step.
-void WriteFileAtomic(const Step& s, NativeError* e) {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  size_t slash = s.path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : s.path.substr(0, slash == 0 ? 1 : slash);
-  std::string temp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-    temp = dir + "/.tmp" + std::to_string(rng());
-    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, s.mode);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) return SetSysError(e, s, "create temporary file", errno);
-  const char* failed = nullptr;
-  if (!WriteAll(fd, s.data)) {
-    failed = "write";
-  } else if (fsync(fd) < 0) {
-    failed = "fsync";
-  }
-  int err = errno;
-  if (close(fd) < 0 && failed == nullptr) {
-    failed = "close";
-    err = errno;
-  }
-  if (failed == nullptr && rename(temp.c_str(), s.path.c_str()) < 0) {
-    failed = "rename";
-    err = errno;
-  }
-  if (failed != nullptr) {
-    unlink(temp.c_str());
-    SetSysError(e, s, failed, err);
-  }
-}
-
-// A new file (EEXIST when it exists), with exactly `mode` whatever the umask; not synced.
-void CreateFile(const Step& s, NativeError* e) {
-  int fd = open(s.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, s.mode);
-  if (fd < 0) return SetSysError(e, s, "create", errno);
-  const char* failed = nullptr;
-  if (fchmod(fd, s.mode) < 0) {
-    failed = "fchmod";
-  } else if (!WriteAll(fd, s.data)) {
-    failed = "write";
-  }
-  int err = errno;
-  if (close(fd) < 0 && failed == nullptr) {
-    failed = "close";
-    err = errno;
-  }
-  if (failed != nullptr) {
-    unlink(s.path.c_str());
-    SetSysError(e, s, failed, err);
-  }
-}
-
-void SyncDir(const Step& s, NativeError* e) {
-  int fd = open(s.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return SetSysError(e, s, "open directory", errno);
-  if (fsync(fd) < 0) {
-    int err = errno;
-    close(fd);
-    return SetSysError(e, s, "fsync directory", err);
-  }
-  close(fd);
+// The step's own name for its call, else the call's.
+std::string Op(const Step& s, const char* call) {
+  return s.operation.empty() ? call : s.operation;
 }
 
 void RunStep(const Step& s, StepResult* r, NativeError* e) {
@@ -196,42 +117,23 @@ void RunStep(const Step& s, StepResult* r, NativeError* e) {
       RunTask(s.task, &r->task, e);
       return;
     case StepKind::kWriteFile:
-      return WriteFileAtomic(s, e);
+      return sys::WriteFileAtomic(Op(s, "write"), s.path, s.data, s.mode, e);
     case StepKind::kCreateFile:
-      return CreateFile(s, e);
+      return sys::CreateFile(Op(s, "create"), s.path, s.data, s.mode, e);
     case StepKind::kSyncDir:
-      return SyncDir(s, e);
+      return sys::SyncDir(Op(s, "sync directory"), s.path, e);
     case StepKind::kUnlink:
-      if (unlink(s.path.c_str()) < 0) SetSysError(e, s, "unlink", errno);
-      return;
+      return sys::Unlink(Op(s, "unlink"), s.path, e);
     case StepKind::kMount:
-      if (mount(s.source.c_str(), s.path.c_str(), s.fstype.empty() ? nullptr : s.fstype.c_str(),
-                s.flags, s.data.empty() ? nullptr : s.data.c_str()) < 0) {
-        int err = errno;
-        std::string op = s.operation.empty() ? "mount" : s.operation;
-        e->Set(
-            op, s.source, err,
-            "mount " + s.source + " on " + s.path + " (" + s.fstype + ") failed: " + strerror(err));
-      }
-      return;
+      return sys::Mount(Op(s, "mount"), s.source, s.path, s.fstype, s.flags, s.data, e);
     case StepKind::kUmount:
-      if (umount2(s.path.c_str(), static_cast<int>(s.flags)) < 0) {
-        int err = errno;
-        e->Set(s.operation.empty() ? "umount" : s.operation, s.path, err,
-               "umount " + s.path + " failed: " + strerror(err));
-      }
-      return;
+      return sys::Umount(Op(s, "umount"), s.path, static_cast<int>(s.flags), e);
     case StepKind::kMkdir:
-      // The mode exactly, whatever the umask (as mkdir + chmod).
-      if (mkdir(s.path.c_str(), s.mode) < 0) {
-        SetSysError(e, s, "mkdir", errno);
-      } else if (chmod(s.path.c_str(), s.mode) < 0) {
-        SetSysError(e, s, "chmod", errno);
-      }
-      return;
+      return sys::Mkdir(Op(s, "mkdir"), s.path, s.mode, e);
     case StepKind::kRmdir:
-      if (rmdir(s.path.c_str()) < 0) SetSysError(e, s, "rmdir", errno);
-      return;
+      return sys::Rmdir(Op(s, "rmdir"), s.path, e);
+    case StepKind::kDiscard:
+      return sys::Discard(Op(s, "discard"), s.path, s.offset, s.length, e);
     case StepKind::kCrash:
       // A crash-safety test's power cut at this exact point of the sequence.
       kill(getpid(), SIGKILL);

@@ -10,6 +10,7 @@
 
 #include "js_args.h"
 #include "promise_worker.h"
+#include "sys_calls.h"
 #include "sys_ops.h"
 
 namespace devmapper {
@@ -51,15 +52,7 @@ Napi::Value BlockDiscardJs(const Napi::CallbackInfo& info) {
   uint64_t length = ArgU64(info, 2, "lengthBytes");
   return FnWorker<int>::Start(
       info.Env(), "devmapper:blockDiscard",
-      [=](int*, NativeError* e) {
-        int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-          return e->Set("discard", path, errno, "discard on " + path + ": " + strerror(errno));
-        uint64_t range[2] = {offset, length};
-        if (ioctl(fd, BLKDISCARD, range) < 0)
-          e->Set("discard", path, errno, "BLKDISCARD on " + path + ": " + strerror(errno));
-        close(fd);
-      },
+      [=](int*, NativeError* e) { sys::Discard("discard", path, offset, length, e); },
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
 }
 

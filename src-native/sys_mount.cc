@@ -8,6 +8,7 @@
 
 #include "js_args.h"
 #include "promise_worker.h"
+#include "sys_calls.h"
 #include "sys_ops.h"
 
 namespace devmapper {
@@ -23,13 +24,7 @@ Napi::Value MountJs(const Napi::CallbackInfo& info) {
       info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
   return FnWorker<int>::Start(
       info.Env(), "devmapper:mount",
-      [=](int*, NativeError* e) {
-        if (mount(source.c_str(), target.c_str(), fstype.empty() ? nullptr : fstype.c_str(), flags,
-                  data.empty() ? nullptr : data.c_str()) < 0)
-          e->Set(
-              "mount", source, errno,
-              "mount " + source + " on " + target + " (" + fstype + ") failed: " + strerror(errno));
-      },
+      [=](int*, NativeError* e) { sys::Mount("mount", source, target, fstype, flags, data, e); },
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
 }
 
@@ -38,10 +33,7 @@ Napi::Value UmountJs(const Napi::CallbackInfo& info) {
   int flags = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   return FnWorker<int>::Start(
       info.Env(), "devmapper:umount",
-      [=](int*, NativeError* e) {
-        if (umount2(target.c_str(), flags) < 0)
-          e->Set("umount", target, errno, "umount " + target + " failed: " + strerror(errno));
-      },
+      [=](int*, NativeError* e) { sys::Umount("umount", target, flags, e); },
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
 }
 
