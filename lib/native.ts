@@ -116,10 +116,10 @@ export type NativeEventCallback = (err: DevmapperError | null, eventNr: number |
 
 /** One step of {@link NativeAddon.runSteps}. */
 export interface NativeStep {
-  kind: 'task' | 'writeFile' | 'createFile' | 'syncDir' | 'unlink' | 'mount' | 'umount' | 'mkdir' | 'rmdir' | 'crash';
+  kind: 'task' | 'writeFile' | 'createFile' | 'syncDir' | 'unlink' | 'mount' | 'umount' | 'mkdir' | 'rmdir' | 'discard' | 'crash';
   /** kind 'task': the dm task. */
   task?: NativeTaskSpec;
-  /** The file (writeFile, unlink), directory (syncDir, mkdir, rmdir) or mount target. */
+  /** The file (writeFile, unlink), directory (syncDir, mkdir, rmdir), mount target or block device (discard). */
   path?: string;
   /** writeFile, createFile: the contents; mount: the data argument. */
   data?: string;
@@ -127,6 +127,9 @@ export interface NativeStep {
   fstype?: string;
   /** mount / umount2 flags. */
   flags?: number;
+  /** discard: the byte range. */
+  offset?: number;
+  length?: number;
   /** writeFile / createFile / mkdir mode (default 0600; createFile and mkdir set it exactly, whatever the umask). */
   mode?: number;
   /** errnos that count as done (the step's result keeps the errno). */

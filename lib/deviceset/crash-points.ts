@@ -1,10 +1,11 @@
 /**
- * Named crash points for the crash-safety tests: when DEVMAPPER_CRASH_POINT names a point
- * (and DEVMAPPER_CRASH_AFTER, default 1, counts down to it), the process SIGKILLs itself
- * there, as a power cut or an OOM kill would. Without the variable this costs one lookup.
+ * Named crash points, the crash-safety tests' seam: a test arms a point with
+ * {@link armCrashPoint} (test/fixtures/deviceset-child.js does, in a child process), and the
+ * DeviceSet's native job then SIGKILLs the process at that point, as a power cut or an OOM
+ * kill would. Not exported from the package: tests load this module from dist/ themselves.
+ * Unarmed, a point costs one comparison while a job is built.
  */
-import type { NativeStep } from '../native';
-import { crashStep } from '../steps/builders';
+import { crashStep, type Step } from '../dm';
 
 /** The named points, in the order a create or delete passes them. */
 export const CRASH_POINTS = [
@@ -18,36 +19,21 @@ export const CRASH_POINTS = [
 /** One of {@link CRASH_POINTS}. */
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
-let armed: string | undefined = process.env.DEVMAPPER_CRASH_POINT;
-let remaining: number | undefined;
+let armed: CrashPoint | null = null;
+let remaining = 0;
 
-/**
- * Arms (or with null disarms) a crash point in this process, as DEVMAPPER_CRASH_POINT and
- * DEVMAPPER_CRASH_AFTER do at start: a test that runs several cycles in one process arms
- * each cycle's point itself.
- */
+/** Arms (or with null disarms) a crash point: the process dies the `after`-th time a job passes it. */
 export function armCrashPoint(name: CrashPoint | null, after = 1): void {
-  armed = name ?? undefined;
+  if (name !== null && !CRASH_POINTS.includes(name)) throw new TypeError(`unknown crash point ${String(name)}`);
+  armed = name;
   remaining = after;
 }
 
-/** Counts this point down; true when the process is to die here. */
-function due(name: CrashPoint): boolean {
-  if (armed !== name) return false;
-  remaining ??= Number(process.env.DEVMAPPER_CRASH_AFTER ?? '1');
-  remaining -= 1;
-  return remaining <= 0;
-}
-
-/** Called at each named point: SIGKILLs the process when this point is armed and its count is reached. */
-export function crashPoint(name: CrashPoint): void {
-  if (due(name)) process.kill(process.pid, 'SIGKILL');
-}
-
 /**
- * The same point inside a native job of several steps: a step that SIGKILLs the process
- * there when the point is due, else nothing. The count is taken when the job is built.
+ * The point as steps of a native job: a step that SIGKILLs the process there when the point
+ * is due, else none. The count is taken when the job is built.
  */
-export function crashSteps(name: CrashPoint): NativeStep[] {
-  return due(name) ? [crashStep()] : [];
+export function crashSteps(name: CrashPoint): Step[] {
+  if (armed !== name || --remaining > 0) return [];
+  return [crashStep()];
 }

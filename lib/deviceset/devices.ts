@@ -5,10 +5,6 @@
 import { constants as osConstants } from 'node:os';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
-import * as sys from '../sys';
-import { createSnapSpec, createThinSpec, deleteThinSpec, resumeSpec, suspendSpec } from '../dm/specs';
-import type { NativeStep } from '../native';
-import { runSteps, taskStep } from '../steps';
 import { crashSteps } from './crash-points';
 import { deviceName } from './hash';
 import type { DeviceMetadata } from './metadata-store';
@@ -79,29 +75,12 @@ export async function checkPoolCanGrow(s: DeviceSetState): Promise<void> {
 }
 
 /**
- * The create_snap of `parent`, as steps: when the origin is active it is suspended (its file
- * system frozen) for the message and resumed on every path, as dm.createSnapDevice does.
- * The origin is not activated meanwhile: its device lock is held by the caller.
- */
-async function snapshotSteps(s: DeviceSetState, deviceId: number, parent: { hash: string; meta: DeviceMetadata }): Promise<NativeStep[]> {
-  const spec = createSnapSpec(s.pool.name, deviceId, parent.meta.deviceId);
-  const origin = nameOf(s, parent.hash);
-  const info = await dm.getInfo(origin);
-  if (!info || info.suspended) return [taskStep(spec)];
-  return [
-    taskStep(suspendSpec(origin, { operation: `suspend origin for ${spec.message}` })),
-    taskStep(spec),
-    taskStep(resumeSpec(origin, `resume origin after ${spec.message}`), { always: true }),
-  ];
-}
-
-/**
  * Creates thin device `hash` in one transaction: a new thin id (create_thin) for the base,
- * a snapshot (create_snap) of `parent` otherwise. An id the pool already has is skipped.
- * Call with the pool lock held.
+ * a snapshot (create_snap, the origin suspended around it when active) of `parent`
+ * otherwise. An id the pool already has is skipped. Call with the pool lock held.
  *
  * The whole sequence is one native job: the intent saved, the thin id created, the device's
- * file and deviceset-metadata written, set_transaction_id. What failed decides the undo.
+ * file and deviceset-metadata written, set_transaction_id. The phase that failed decides the undo.
  */
 export async function createRegisteredDevice(
   s: DeviceSetState,
@@ -109,29 +88,27 @@ export async function createRegisteredDevice(
   sizeBytes: number,
   parent: { hash: string; meta: DeviceMetadata } | null,
 ): Promise<DeviceMetadata> {
+  const origin = parent ? nameOf(s, parent.hash) : null;
   for (;;) {
     const deviceId = s.ids.allocate();
     const meta: DeviceMetadata = { deviceId, size: sizeBytes, transactionId: s.tx.poolTransactionId + 1, initialized: false, deleted: false };
-    let createSteps: NativeStep[];
-    try {
-      createSteps = parent ? await snapshotSteps(s, deviceId, parent) : [taskStep(createThinSpec(s.pool.name, deviceId))];
-    } catch (err) {
-      s.ids.release(deviceId);
-      throw err;
-    }
-    const intent = s.tx.beginSteps(hash, deviceId);
-    const register = [
-      ...crashSteps('after-create-thin'),
-      s.store.deviceWriteStep(hash, meta),
-      s.store.deviceSetWriteStep({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId }),
-      s.store.syncStep(),
-      ...crashSteps('after-register'),
-    ];
-    const out = await runSteps([...intent, ...createSteps, ...register, ...s.tx.commitSteps()]);
-    // The create message is the middle step when the origin is suspended around it.
-    const message = intent.length + (createSteps.length > 1 ? 1 : 0);
-    const created = intent.length + createSteps.length;
-    const registered = created + register.length;
+    const out = await dm.withOriginLock(origin, async () => {
+      let create: dm.Step[];
+      try {
+        create = parent ? await dm.snapshotSteps(s.pool.name, deviceId, parent.meta.deviceId, origin) : dm.createThinSteps(s.pool.name, deviceId);
+      } catch (err) {
+        s.ids.release(deviceId);
+        throw err;
+      }
+      const register = dm.inPhase('register', [
+        ...crashSteps('after-create-thin'),
+        s.store.deviceWriteStep(hash, meta),
+        s.store.deviceSetWriteStep({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId }),
+        s.store.syncStep(),
+        ...crashSteps('after-register'),
+      ]);
+      return dm.runSteps([...s.tx.beginSteps(hash, deviceId), ...create, ...register, ...s.tx.commitSteps()]);
+    });
     if (!out.error) {
       s.tx.committed();
       s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
@@ -139,34 +116,39 @@ export async function createRegisteredDevice(
       s.devices.set(hash, meta);
       return meta;
     }
-    const failed = out.failedStep;
-    if (failed < intent.length) {
-      s.ids.release(deviceId);
-      s.tx.reset();
-      throw out.error;
+    switch (out.failedPhase) {
+      case 'intent':
+        s.ids.release(deviceId);
+        s.tx.reset();
+        throw out.error;
+      case 'create':
+        // Made behind our back: leave it marked used, take the next one.
+        if (out.error.code === 'EEXIST') continue;
+        s.ids.release(deviceId);
+        await s.tx.abandon();
+        throw out.error;
+      case 'suspend':
+        // Nothing was made.
+        s.ids.release(deviceId);
+        await s.tx.abandon();
+        throw out.error;
+      case 'resume':
+      case 'register':
+        // The thin id exists but is not registered (or the origin did not resume): undo in the
+        // pool; if that fails too, the open transaction rolls it back at next open.
+        if (out.failedPhase === 'resume') out.error.message += ` (the snapshot ${deviceId} was made and is deleted again; the origin may still be suspended)`;
+        await dm.deleteDevice(s.pool.name, deviceId);
+        await s.store.removeDevice(hash).catch(() => undefined);
+        s.ids.release(deviceId);
+        await s.tx.abandon();
+        throw out.error;
+      default:
+        // set_transaction_id failed: the device is registered, the transaction stays open and
+        // the next open rolls it back.
+        s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
+        s.deviceSetOnDisk = true;
+        throw out.error;
     }
-    if (failed <= message) {
-      // Made behind our back: leave it marked used, take the next one.
-      if (failed === message && out.error.code === 'EEXIST') continue;
-      s.ids.release(deviceId);
-      await s.tx.abandon();
-      throw out.error;
-    }
-    if (failed < registered) {
-      // The thin id exists but is not registered (or the origin did not resume): undo in the
-      // pool; if that fails too, the open transaction rolls it back at next open.
-      if (failed < created) out.error.message += ` (the snapshot ${deviceId} was made and is deleted again; the origin may still be suspended)`;
-      await dm.deleteDevice(s.pool.name, deviceId);
-      await s.store.removeDevice(hash).catch(() => undefined);
-      s.ids.release(deviceId);
-      await s.tx.abandon();
-      throw out.error;
-    }
-    // set_transaction_id failed: the device is registered, the transaction stays open and
-    // the next open rolls it back.
-    s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
-    s.deviceSetOnDisk = true;
-    throw out.error;
   }
 }
 
@@ -175,38 +157,42 @@ export async function createRegisteredDevice(
  * Call with the pool lock held.
  */
 export async function deleteRegisteredDevice(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<void> {
-  const intent = s.tx.beginSteps(hash, meta.deviceId);
-  // ENODATA: the pool no longer has it (deleted behind our back): finish the bookkeeping.
-  const remove = [taskStep(deleteThinSpec(s.pool.name, meta.deviceId), { ok: ['ENODATA'] }), ...crashSteps('mid-delete')];
-  const unregister = [s.store.deviceRemoveStep(hash), s.store.syncStep()];
-  const out = await runSteps([...intent, ...remove, ...unregister, ...s.tx.commitSteps()]);
-  const failed = out.failedStep;
-  if (out.error && failed < intent.length) {
-    s.tx.reset();
-    throw out.error;
+  const out = await dm.runSteps([
+    ...s.tx.beginSteps(hash, meta.deviceId),
+    // missingOk: the pool no longer has it (deleted behind our back): finish the bookkeeping.
+    ...dm.deletionSteps(s.pool.name, meta.deviceId, { missingOk: true }),
+    ...crashSteps('mid-delete'),
+    ...dm.inPhase('unregister', [s.store.deviceRemoveStep(hash), s.store.syncStep()]),
+    ...s.tx.commitSteps(),
+  ]);
+  switch (out.failedPhase) {
+    case null:
+      s.devices.delete(hash);
+      s.tx.committed();
+      s.ids.release(meta.deviceId);
+      return;
+    case 'intent':
+      s.tx.reset();
+      break;
+    case 'delete':
+      await s.tx.abandon();
+      break;
+    case 'unregister':
+      // The file could not be removed: the transaction stays open, the next open finishes it.
+      break;
+    default:
+      // set_transaction_id failed: the file is gone, the next open finishes the transaction.
+      s.devices.delete(hash);
   }
-  if (out.error && failed < intent.length + remove.length) {
-    await s.tx.abandon();
-    throw out.error;
-  }
-  // The file could not be removed: the transaction stays open, the next open finishes it.
-  if (out.error && failed < intent.length + remove.length + unregister.length) throw out.error;
-  s.devices.delete(hash);
-  if (out.error) throw out.error;
-  s.tx.committed();
-  s.ids.release(meta.deviceId);
+  throw out.error;
 }
 
 /** Activates the device unless it is active; a pending deferred remove is cancelled instead. */
 export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<string> {
   const name = nameOf(s, hash);
-  const info = await dm.getInfo(name);
-  if (info) {
-    if (info.deferredRemove) await dm.cancelDeferredRemove(name);
-  } else {
-    // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
-    await dm.activateDevice(s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true });
-  }
+  // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
+  const steps = dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true });
+  if (steps.length > 0) await dm.runStepsOrThrow(steps);
   s.activated.add(hash);
   return `/dev/mapper/${name}`;
 }
@@ -221,35 +207,37 @@ export interface DeactivateOptions {
 /** Removes the device's mapping if present (deferred when enabled), with bounded retries. */
 export async function deactivate(s: DeviceSetState, hash: string, o: DeactivateOptions = {}): Promise<void> {
   const name = nameOf(s, hash);
-  if ((await dm.getInfo(name)) === null) {
-    s.activated.delete(hash);
-    return;
-  }
-  await dm.removeDevice(name, {
-    deferred: o.deferred ?? s.options.useDeferredRemoval,
-    retryBudgetMs: o.retryBudgetMs ?? s.options.removeRetryBudgetMs,
-    signal: o.signal,
-  });
+  if ((await dm.getInfo(name)) !== null)
+    await dm.removeWithRetries(name, {
+      deferred: o.deferred ?? s.options.useDeferredRemoval,
+      missingOk: true,
+      retryBudgetMs: o.retryBudgetMs ?? s.options.removeRetryBudgetMs,
+      signal: o.signal,
+    });
   s.activated.delete(hash);
 }
 
 /**
  * Discards the device's blocks before deletion (dm.blkdiscard), only when it has mapped
- * blocks and nobody holds it open; no process-wide sync.
+ * blocks and nobody holds it open; no process-wide sync. A device activated for it is
+ * deactivated in the discard's own job.
  */
 export async function discardIfUseful(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<boolean> {
   const name = nameOf(s, hash);
-  const wasActive = (await dm.getInfo(name)) !== null;
+  const before = await dm.getInfo(name);
+  if (before && before.openCount > 0) return false;
   const path = await activateIfNeeded(s, hash, meta);
+  let deactivated = false;
   try {
-    const info = await dm.getInfo(name);
-    if (!info || info.openCount > 0) return false;
     const st = await dm.getThinStatus(name);
     if (st.state !== 'ok' || st.mappedSectors === 0) return false;
-    await sys.discardBlocks(path, 0, meta.size);
+    const remove = before ? [] : dm.removalSteps(name);
+    await dm.runStepsOrThrow([...dm.discardSteps(path, meta.size), ...remove]);
+    deactivated = remove.length > 0;
     return true;
   } finally {
-    if (!wasActive) await deactivate(s, hash, { deferred: false });
+    if (deactivated) s.activated.delete(hash);
+    else if (!before) await deactivate(s, hash, { deferred: false });
   }
 }
 

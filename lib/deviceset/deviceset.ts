@@ -28,7 +28,7 @@ import { defaultFilesystem, growFilesystem, type FilesystemType } from './filesy
 import { checkDeviceHash, devicePrefixFromStat, poolName as poolNameOf } from './hash';
 import { DeviceIdAllocator } from './id-allocator';
 import { MetadataStore, type DeviceMetadata } from './metadata-store';
-import { mountDevice, unmountDevice } from './mounts';
+import { mountDevice, unmountDevice, type MountDeviceOptions } from './mounts';
 import { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
 import { RootLock } from './root-lock';
 import { growPool, setupPool } from './pool';
@@ -482,15 +482,18 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   }
 
   /**
-   * Activates (if needed) and mounts the device at path, which must exist. Mount options:
-   * `nouuid` on xfs (snapshots share the base's UUID), dm.mountopt, and `context="LABEL"`
-   * for an SELinux mount label. A pending deferred remove is cancelled instead of
-   * re-activating. Mounting again at the same path is a no-op.
+   * Activates (if needed) and mounts the device at path, which must exist unless
+   * `opts.mountPointMode` asks to make it. Mount options: `nouuid` on xfs (snapshots share
+   * the base's UUID), dm.mountopt, and `context="LABEL"` for an SELinux mount label. A
+   * pending deferred remove is cancelled instead of re-activating. Mounting again at the same
+   * path is a no-op. The mount point, the activation, the mount and `opts.layout` run as one
+   * native job; a failure undoes what the job made.
    *
    * @param hash the device ('' for the base)
-   * @param path an existing directory
+   * @param path an existing directory, or one to make (`opts.mountPointMode`)
    * @param mountLabel SELinux context, when wanted
-   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (path, mountLabel);
+   * @param opts the mount point to make and the entries to make on the mounted file system
+   * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (path, mountLabel, a layout entry);
    *   ENOENT for an unknown or deleted device; EBUSY when mounted at another path; the errno
    *   of mount(2) (the device is deactivated again); ERR_XFS_NOSPACE_RETRIES when
    *   dm.xfs_nospace_max_retries cannot be applied (the mount is undone)
@@ -501,10 +504,10 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * await ds.mountDevice('c1', '/mnt/c1');
    * ```
    */
-  async mountDevice(hash: string, path: string, mountLabel?: string): Promise<void> {
+  async mountDevice(hash: string, path: string, mountLabel?: string, opts: MountDeviceOptions = {}): Promise<void> {
     this.checkOpen();
     if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path', 'an absolute path', path);
-    await tracedStep(this.stepContext('mount', hash), () => this.lockDevice(hash, () => mountDevice(this.s, hash, path, mountLabel)));
+    await tracedStep(this.stepContext('mount', hash), () => this.lockDevice(hash, () => mountDevice(this.s, hash, path, mountLabel, opts)));
   }
 
   /**

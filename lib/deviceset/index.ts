@@ -13,4 +13,4 @@ export type { DeviceSetStatus, DeviceStatus, SpaceUsage } from './status';
 export type { DeviceMetadata, DeviceSetMetadata, TransactionMetadata } from './metadata-store';
 export { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
 export { parseSize, humanSize } from './units';
-export { CRASH_POINTS, armCrashPoint, type CrashPoint } from './crash-points';
+export type { MountDeviceOptions, LayoutEntry } from './mounts';

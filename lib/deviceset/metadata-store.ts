@@ -14,8 +14,8 @@ import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { MAX_THIN_DEVICE_ID } from '../dm/parse';
-import { native, type NativeStep } from '../native';
-import { runStepsOrThrow, syncDirStep, unlinkStep, writeFileStep } from '../steps';
+import { runStepsOrThrow, syncDirStep, unlinkStep, writeFileStep, type Step } from '../dm';
+import * as sys from '../sys';
 import { metadataFileName } from './hash';
 
 /** One device's file: Docker's devInfo. */
@@ -116,27 +116,27 @@ export class MetadataStore {
   }
 
   /** The step that replaces a device's file; durable after {@link syncStep}. */
-  deviceWriteStep(hash: string, metadata: DeviceMetadata): NativeStep {
+  deviceWriteStep(hash: string, metadata: DeviceMetadata): Step {
     return writeFileStep(this.deviceFile(hash), encodeDevice(metadata), { operation: 'write metadata' });
   }
 
   /** The step that removes a device's file (gone already is fine); durable after {@link syncStep}. */
-  deviceRemoveStep(hash: string): NativeStep {
+  deviceRemoveStep(hash: string): Step {
     return unlinkStep(this.deviceFile(hash), { ok: ['ENOENT'], operation: 'remove metadata' });
   }
 
   /** The step that replaces deviceset-metadata. */
-  deviceSetWriteStep(metadata: DeviceSetMetadata): NativeStep {
+  deviceSetWriteStep(metadata: DeviceSetMetadata): Step {
     return writeFileStep(join(this.dir, DEVICE_SET_FILE), encodeDeviceSet(metadata), { operation: 'write metadata' });
   }
 
   /** The step that replaces transaction-metadata. */
-  transactionWriteStep(metadata: TransactionMetadata): NativeStep {
+  transactionWriteStep(metadata: TransactionMetadata): Step {
     return writeFileStep(join(this.dir, TRANSACTION_FILE), encodeTransaction(metadata), { operation: 'write metadata' });
   }
 
   /** fsync of the directory: the renames and unlinks before it survive a crash. */
-  syncStep(): NativeStep {
+  syncStep(): Step {
     return syncDirStep(this.dir, { operation: 'sync metadata directory' });
   }
 
@@ -148,7 +148,7 @@ export class MetadataStore {
     const hashes = deviceHashes(await this.entries());
     const files = hashes.map((hash) => this.deviceFile(hash));
     // All files in one native job: a readFile each would be four thread hops a device.
-    const texts = await native().readFiles(files);
+    const texts = await sys.readFiles(files);
     const devices = new Map<string, DeviceMetadata>();
     // A file removed between the listing and the read is no device.
     hashes.forEach((hash, i) => {

@@ -1,9 +1,7 @@
 /** Mounting and unmounting DeviceSet devices. */
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as dm from '../dm';
-import { activateSpec, cancelDeferredRemoveSpec, mknodesSpec, removeSpec } from '../dm/specs';
-import type { NativeStep } from '../native';
-import { mountStep, rmdirStep, runSteps, taskStep, umountStep } from '../steps';
 import { DevmapperError, invalidArgument } from '../errors';
 import * as sys from '../sys';
 import { deactivate, nameOf, unknownDevice } from './devices';
@@ -39,11 +37,43 @@ async function applyXfsNospaceRetries(s: DeviceSetState, hash: string): Promise<
   }
 }
 
+/** An entry {@link MountDeviceOptions.layout} makes on the mounted file system. */
+export interface LayoutEntry {
+  /** Relative to the mount point, without `..` components. */
+  path: string;
+  /** The exact mode, whatever the umask. */
+  mode: number;
+  /** A file with this content; a directory when absent. */
+  content?: string;
+}
+
+/** What {@link mountDevice} does besides the mount, in the mount's own native job. */
+export interface MountDeviceOptions {
+  /** Make the mount point with exactly this mode when it does not exist (removed again when the mount fails). */
+  mountPointMode?: number;
+  /** Entries made on the mounted file system when missing (existing ones are left as they are), in order. */
+  layout?: LayoutEntry[];
+}
+
+function layoutSteps(path: string, layout: LayoutEntry[]): dm.Step[] {
+  return layout.map((e) => {
+    const parts = typeof e.path === 'string' ? e.path.split('/') : [];
+    if (parts.length === 0 || e.path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0')))
+      throw invalidArgument('layout.path', 'a relative path without empty, . or .. components', e.path);
+    if (!Number.isInteger(e.mode) || e.mode < 0 || e.mode > 0o7777) throw invalidArgument('layout.mode', 'a file mode (0 to 0o7777)', e.mode);
+    const target = join(path, e.path);
+    const o = { ok: ['EEXIST' as const], phase: 'layout' as const };
+    return e.content === undefined ? dm.mkdirStep(target, e.mode, o) : dm.createFileStep(target, e.content, e.mode, o);
+  });
+}
+
 /**
- * Activates the device when needed and mounts it, as one native job. A mount that fails
- * deactivates the device again (as before the job: a device is active only while mounted).
+ * Activates the device when needed and mounts it, as one native job: the mount point made
+ * when asked, the activation (or the cancel of a pending deferred remove), the mount, the
+ * layout entries. What failed is undone by phase: a device is active only while mounted, and
+ * a mount point made here goes again.
  */
-export async function mountDevice(s: DeviceSetState, hash: string, path: string, mountLabel?: string): Promise<void> {
+export async function mountDevice(s: DeviceSetState, hash: string, path: string, mountLabel?: string, o: MountDeviceOptions = {}): Promise<void> {
   const meta = s.devices.get(hash);
   if (!meta) throw unknownDevice(hash);
   if (meta.deleted)
@@ -56,22 +86,24 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
     });
   if (current === path && sys.isMountPoint(path)) return;
   const data = mountData(s, mountLabel);
+  const layout = layoutSteps(path, o.layout ?? []);
   const name = nameOf(s, hash);
-  const info = await dm.getInfo(name);
-  const steps: NativeStep[] = [];
-  if (!info) {
+  const mountPoint = o.mountPointMode === undefined ? [] : [dm.mkdirStep(path, o.mountPointMode, { ok: ['EEXIST'], phase: 'mountpoint' })];
+  const out = await dm.runSteps([
+    ...mountPoint,
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
-    steps.push(taskStep(activateSpec(s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true })));
-  } else if (info.deferredRemove) {
-    steps.push(taskStep(cancelDeferredRemoveSpec(name)));
-  }
-  steps.push(mountStep(`/dev/mapper/${name}`, path, s.filesystem, data));
-  const out = await runSteps(steps);
+    ...dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true }),
+    ...dm.mountSteps(`/dev/mapper/${name}`, path, s.filesystem, data),
+    ...layout,
+  ]);
   if (out.error) {
-    if (out.failedStep === steps.length - 1) {
+    const phase = out.failedPhase;
+    if (phase === 'layout') await runQuietly(dm.runSteps([dm.umountStep(path)]));
+    if (phase === 'mount' || phase === 'layout') {
       s.activated.add(hash);
       await deactivate(s, hash).catch(() => undefined);
     }
+    if (phase !== 'mountpoint' && dm.madeIn(out, 'mountpoint')) await runQuietly(dm.runSteps([dm.rmdirStep(path)]));
     throw out.error;
   }
   s.activated.add(hash);
@@ -86,38 +118,28 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
   s.mounts.set(hash, path);
 }
 
+/** Undo that must not hide the error being reported. */
+async function runQuietly(job: Promise<unknown>): Promise<void> {
+  await job.catch(() => undefined);
+}
+
 /**
  * Unmounts with MNT_DETACH (copies of the mount leaked into other namespaces go with the
  * mount point), removes the mount point, then deactivates the device (deferred when
- * enabled): one native job. Nothing mounted there (EINVAL), a mount point already gone and
- * a device already inactive are fine. A device still busy is retried within the budget.
+ * enabled): one native job. Nothing mounted there, a mount point already gone and a device
+ * already inactive are fine. A device still busy is retried within the budget.
  */
 export async function unmountDevice(s: DeviceSetState, hash: string, path: string): Promise<void> {
   if (!s.devices.has(hash)) throw unknownDevice(hash);
   const name = nameOf(s, hash);
-  const deferred = s.options.useDeferredRemoval;
-  const steps = [
-    umountStep(path, { ok: ['EINVAL', 'ENOENT'] }),
-    rmdirStep(path, { ok: ['ENOENT', 'ENOTEMPTY', 'EBUSY'] }),
-    taskStep(removeSpec(name, deferred), { ok: ['ENXIO'] }),
-  ];
-  // libdevmapper drops the node even when the kernel only deferred the remove: put it back.
-  if (deferred) steps.push(taskStep(mknodesSpec(name, 'refresh node after deferred remove')));
-  const out = await runSteps(steps);
-  if (out.error && out.failedStep === 0) throw out.error;
+  const out = await dm.runSteps([...dm.unmountSteps(path), ...dm.removalSteps(name, { deferred: s.options.useDeferredRemoval, missingOk: true })]);
+  if (out.failedPhase === 'unmount') throw out.error;
   s.mounts.delete(hash);
-  if (out.error && out.failedStep === 1) throw out.error;
-  if (out.error && out.failedStep === 2 && out.error.code === 'EBUSY') {
+  if (out.failedPhase === 'remove' && out.error?.code === 'EBUSY') {
     // Still held (udev probing it, a process): the retrying path.
     await deactivate(s, hash);
     return;
   }
   if (out.error) throw out.error;
   s.activated.delete(hash);
-}
-
-/** Whether the device's mapping exists and is open (mounted, or held by someone). */
-export async function deviceOpenCount(s: DeviceSetState, hash: string): Promise<number> {
-  const info = await dm.getInfo(nameOf(s, hash));
-  return info?.openCount ?? 0;
 }

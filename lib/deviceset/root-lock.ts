@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes } from '../errors';
-import { native } from '../native';
+import * as sys from '../sys';
 
 /** The lock file's name in the root. */
 export const ROOT_LOCK_FILE = '.devmapper-lock';
@@ -26,7 +26,7 @@ export class RootLock {
   static acquire(root: string): RootLock {
     const path = join(root, ROOT_LOCK_FILE);
     try {
-      return new RootLock(native().lockFile(path), path);
+      return new RootLock(sys.lockFile(path), path);
     } catch (err) {
       if (err instanceof DevmapperError && (err.code === 'EWOULDBLOCK' || err.code === 'EAGAIN'))
         throw new DevmapperError(`the root ${root} is already open (${err.message}): one DeviceSet per root at a time`, {
@@ -43,7 +43,7 @@ export class RootLock {
   /** Drops the lock (idempotent). */
   release(): void {
     if (this.fd === null) return;
-    native().unlockFile(this.fd);
+    sys.unlockFile(this.fd);
     this.fd = null;
   }
 }

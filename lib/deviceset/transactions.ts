@@ -7,9 +7,6 @@
  */
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
-import { setTransactionIdSpec } from '../dm/specs';
-import type { NativeStep } from '../native';
-import { runStepsOrThrow, taskStep } from '../steps';
 import { crashSteps } from './crash-points';
 import type { MetadataStore } from './metadata-store';
 
@@ -75,32 +72,20 @@ export class TransactionLog {
    * its intent (durably). Run them first in the operation's native job; on failure before
    * they completed, call {@link reset}.
    */
-  beginSteps(hash: string, deviceId: number): NativeStep[] {
+  beginSteps(hash: string, deviceId: number): dm.Step[] {
     this.openTransactionId = this.poolTransactionId + 1;
-    return [
+    return dm.inPhase('intent', [
       this.store.transactionWriteStep({ openTransactionId: this.openTransactionId, deviceHash: hash, deviceId }),
       this.store.syncStep(),
       ...crashSteps('after-intent'),
-    ];
+    ]);
   }
 
-  /** Saves the intent to create or delete `deviceId` for `hash`. */
-  async begin(hash: string, deviceId: number): Promise<number> {
-    const steps = this.beginSteps(hash, deviceId);
-    try {
-      await runStepsOrThrow(steps);
-    } catch (err) {
-      this.reset();
-      throw err;
-    }
-    return this.openTransactionId;
-  }
-
-  /** The steps that commit the open transaction in the pool; then call {@link committed}. */
-  commitSteps(): NativeStep[] {
+  /** The steps that commit the open transaction in the pool (phase commit); then call {@link committed}. */
+  commitSteps(): dm.Step[] {
     return [
       ...crashSteps('before-set-transaction-id'),
-      taskStep(setTransactionIdSpec(this.poolName, this.poolTransactionId, this.openTransactionId)),
+      ...dm.setTransactionIdSteps(this.poolName, this.poolTransactionId, this.openTransactionId),
       ...crashSteps('after-set-transaction-id'),
     ];
   }
@@ -108,12 +93,6 @@ export class TransactionLog {
   /** The commit steps succeeded: the pool's id is the open one now. */
   committed(): void {
     this.poolTransactionId = this.openTransactionId;
-  }
-
-  /** Commits the open transaction in the pool. */
-  async commit(): Promise<void> {
-    await runStepsOrThrow(this.commitSteps());
-    this.committed();
   }
 
   /** Forgets an intent that was never saved: nothing is open. */

@@ -1,10 +1,9 @@
 /** Thin device activation and the life cycle of a mapped device: suspend, resume, remove. */
-import { DevmapperError, ErrorCodes } from '../errors';
-import { abortError, sleep } from '../util/abort';
-import { activateSpec, cancelDeferredRemoveSpec, mknodesSpec, removeSpec, resumeSpec, suspendSpec } from './specs';
+import { runStepsOrThrow } from './run-steps';
+import { activationSteps, removeWithRetries } from './sequences';
+import { cancelDeferredRemoveSpec, mknodesSpec, resumeSpec, suspendSpec } from './specs';
 import { runTask } from './task';
 import { warnIfUdevTimedOut } from './udev-timeout';
-import { resolveDeviceName } from './validate';
 
 /** How {@link activateDevice} maps the thin device. */
 export interface ActivateOptions {
@@ -50,9 +49,7 @@ export async function activateDevice(
   sizeBytes: number,
   opts: ActivateOptions = {},
 ): Promise<void> {
-  const spec = activateSpec(poolName, name, deviceId, sizeBytes, opts);
-  const res = await runTask(spec);
-  warnIfUdevTimedOut(res, 'activate', spec.name!);
+  await runStepsOrThrow(activationSteps(null, poolName, name, deviceId, sizeBytes, opts));
 }
 
 /** How {@link suspendDevice} suspends. */
@@ -125,42 +122,11 @@ export const REMOVE_DEFAULTS = {
  * ```
  */
 export async function removeDevice(name: string, opts: RemoveOptions = {}): Promise<void> {
-  const dev = resolveDeviceName(name);
-  const budget = opts.retryBudgetMs ?? REMOVE_DEFAULTS.retryBudgetMs;
-  if (!Number.isInteger(budget) || budget < 0)
-    throw new DevmapperError(`retryBudgetMs: expected a non-negative integer, got ${String(budget)}`, {
-      code: ErrorCodes.INVALID_ARGUMENT,
-      argument: 'retryBudgetMs',
-    });
-  const started = Date.now();
-  let delay = 10;
-  for (let attempt = 1; ; attempt++) {
-    if (opts.signal?.aborted) throw abortError('remove', dev, opts.signal);
-    try {
-      const res = await runTask(removeSpec(dev, opts.deferred));
-      warnIfUdevTimedOut(res, 'remove', dev);
-      if (opts.deferred) await restoreNodeIfStillPresent(dev);
-      return;
-    } catch (err) {
-      if (!(err instanceof DevmapperError) || err.code !== 'EBUSY') throw err;
-      const left = budget - (Date.now() - started);
-      if (left <= 0) {
-        err.message += ` (still busy after ${attempt} attempt${attempt > 1 ? 's' : ''} in ${Date.now() - started} ms)`;
-        throw err;
-      }
-      await sleep(Math.min(delay, left), opts.signal, 'remove', dev);
-      delay = Math.min(delay * 2, 250);
-    }
-  }
-}
-
-/**
- * libdevmapper drops the /dev/mapper node after any successful remove, even one the kernel
- * only deferred because the device is open (the stale-link bug of moby#23418): put the node
- * back while the device lives. mknodes also deletes a node whose device has gone.
- */
-async function restoreNodeIfStillPresent(dev: string): Promise<void> {
-  await runTask(mknodesSpec(dev, 'refresh node after deferred remove'));
+  await removeWithRetries(name, {
+    deferred: opts.deferred,
+    retryBudgetMs: opts.retryBudgetMs ?? REMOVE_DEFAULTS.retryBudgetMs,
+    signal: opts.signal,
+  });
 }
 
 /**

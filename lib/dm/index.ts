@@ -41,3 +41,40 @@ export {
   SECTOR_BYTES,
   type ThinPoolFeature,
 } from './validate';
+
+// For the library's own layers (the DeviceSet, the Driver), not for users: step jobs and the
+// kernel sequences they are built from. Tagged @internal, so left out of the API docs.
+export { runSteps, runStepsOrThrow, madeIn, type StepsOutcome, type StepResult } from './run-steps';
+export {
+  inPhase,
+  taskStep,
+  writeFileStep,
+  createFileStep,
+  mkdirStep,
+  syncDirStep,
+  unlinkStep,
+  mountStep,
+  umountStep,
+  rmdirStep,
+  discardStep,
+  crashStep,
+  type Step,
+  type StepOptions,
+  type Phase,
+  type ErrnoName,
+} from './steps';
+export {
+  createThinSteps,
+  snapshotSteps,
+  withOriginLock,
+  activationSteps,
+  removalSteps,
+  removeWithRetries,
+  setTransactionIdSteps,
+  deletionSteps,
+  discardSteps,
+  mountSteps,
+  unmountSteps,
+  type RemovalOptions,
+  type RetryOptions,
+} from './sequences';

@@ -1,7 +1,6 @@
 /** Thin-pool messages: create_thin, create_snap, delete, set_transaction_id. */
-import { DevmapperError } from '../errors';
-import { KeyedLock } from './keyed-lock';
-import { createSnapSpec, createThinSpec, deleteThinSpec, infoSpec, resumeSpec, setTransactionIdSpec, suspendSpec } from './specs';
+import { runSteps, runStepsOrThrow } from './run-steps';
+import { createThinSteps, deletionSteps, setTransactionIdSteps, snapshotSteps, withOriginLock } from './sequences';
 import { runTask } from './task';
 import { resolveDeviceName } from './validate';
 
@@ -39,12 +38,8 @@ export async function sendMessage(name: string, message: string, operation = `me
  * ```
  */
 export async function createDevice(poolName: string, deviceId: number): Promise<void> {
-  await runTask(createThinSpec(poolName, deviceId));
+  await runStepsOrThrow(createThinSteps(poolName, deviceId));
 }
-
-// Snapshots of one origin are serialised so that none resumes the origin while another's
-// create_snap still needs it suspended.
-const originLocks = new KeyedLock();
 
 /**
  * `create_snap <id> <baseId>`. When the origin is active (baseName given and present and not
@@ -73,38 +68,12 @@ export async function createSnapDevice(
   baseName: string | null | undefined,
   baseDeviceId: number,
 ): Promise<void> {
-  const spec = createSnapSpec(poolName, deviceId, baseDeviceId);
   const origin = baseName ? resolveDeviceName(baseName, 'baseName') : null;
-  const message = spec.message!;
-  const id = deviceId;
-  const send = () => runTask(spec);
-  if (!origin) {
-    await send();
-    return;
-  }
-  await originLocks.run(origin, async () => {
-    const info = await runTask(infoSpec(origin));
-    const mustSuspend = info.info?.exists === true && !info.info.suspended;
-    if (!mustSuspend) {
-      await send();
-      return;
-    }
-    await runTask(suspendSpec(origin, { operation: `suspend origin for ${message}` }));
-    let failure: unknown;
-    try {
-      await send();
-    } catch (err) {
-      failure = err;
-    }
-    try {
-      await runTask(resumeSpec(origin, `resume origin after ${message}`));
-    } catch (resumeErr) {
-      if (failure === undefined && resumeErr instanceof DevmapperError) {
-        resumeErr.message += ` (the snapshot ${id} was created; the origin ${origin} may still be suspended)`;
-      }
-      throw failure ?? resumeErr;
-    }
-    if (failure !== undefined) throw failure;
+  await withOriginLock(origin, async () => {
+    const out = await runSteps(await snapshotSteps(poolName, deviceId, baseDeviceId, origin));
+    if (!out.error) return;
+    if (out.failedPhase === 'resume') out.error.message += ` (the snapshot ${deviceId} was created; the origin ${origin} may still be suspended)`;
+    throw out.error;
   });
 }
 
@@ -116,7 +85,7 @@ export async function createSnapDevice(
  *   is still active; ENXIO when there is no such pool
  */
 export async function deleteDevice(poolName: string, deviceId: number): Promise<void> {
-  await runTask(deleteThinSpec(poolName, deviceId));
+  await runStepsOrThrow(deletionSteps(poolName, deviceId));
 }
 
 /**
@@ -127,5 +96,5 @@ export async function deleteDevice(poolName: string, deviceId: number): Promise<
  *   is no such pool; ERR_INVALID_ARGUMENT for ids that are not non-negative safe integers
  */
 export async function setTransactionId(poolName: string, oldId: number, newId: number): Promise<void> {
-  await runTask(setTransactionIdSpec(poolName, oldId, newId));
+  await runStepsOrThrow(setTransactionIdSteps(poolName, oldId, newId));
 }

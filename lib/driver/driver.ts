@@ -11,6 +11,7 @@
  * Layer diffs (applyDiff, diff, changes, diffSize) are Docker's naive diff over the rootfs
  * directories, done by lib/layers on the mounted volumes through get()/put().
  */
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,8 +21,8 @@ import * as sys from '../sys';
 import { DeviceSet } from '../deviceset/deviceset';
 import { unknownDevice } from '../deviceset/devices';
 import { checkDeviceHash } from '../deviceset/hash';
-import { createFileStep, mkdirStep, runStepsOrThrow } from '../steps';
 import type { DeviceSetOptions } from '../deviceset/options';
+import type { LayoutEntry } from '../deviceset/mounts';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
 import { parseStorageOpt, type StorageOpt } from './storage-opt';
 import { applyLayer } from '../layers/apply';
@@ -179,26 +180,16 @@ export class Driver {
         this.refs.set(id, 1);
         return rootfs;
       }
-      let created = false;
+      // Docker's Get: the mount point, the mount, then rootfs/ (0755) and the id file (0600,
+      // the id, no newline) when missing: one native job, undone as a whole when it fails.
+      const mount = () => this.deviceSet.mountDevice(id, mp, mountLabel, { mountPointMode: 0o755, layout: layoutOf(id) });
       try {
-        created = await makeMountPoint(mp);
+        await mount();
       } catch (err) {
         // home/mnt itself is missing (removed behind our back): make it again.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if (!(err instanceof DevmapperError && err.code === 'ENOENT' && err.device === mp)) throw err;
         await mkdir(join(this.home, 'mnt'), { recursive: true, mode: 0o755 });
-        created = await makeMountPoint(mp);
-      }
-      try {
-        await this.deviceSet.mountDevice(id, mp, mountLabel);
-      } catch (err) {
-        if (created) await rmdir(mp).catch(() => undefined);
-        throw err;
-      }
-      try {
-        await ensureLayout(mp, id);
-      } catch (err) {
-        await this.deviceSet.unmountDevice(id, mp).catch(() => undefined);
-        throw err;
+        await mount();
       }
       this.refs.set(id, 1);
       return rootfs;
@@ -266,6 +257,8 @@ export class Driver {
           operation: 'remove',
         });
       await this.deviceSet.deleteDevice(id, { sync: false });
+      // put's unmount removed the mount point; one is left only when something held it then.
+      if (!existsSync(mp)) return;
       await rmdir(mp).catch((err: NodeJS.ErrnoException) => {
         // Not important for the removal itself, as in Docker: a leaked mount elsewhere can hold it.
         if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY' && err.code !== 'EBUSY') throw err;
@@ -481,24 +474,10 @@ async function* releasedAfter(source: Readable, release: () => Promise<void>): A
   }
 }
 
-/** mkdir of a layer's mount point (0755): true when made, false when it was there. */
-async function makeMountPoint(mp: string): Promise<boolean> {
-  try {
-    await mkdir(mp, { mode: 0o755 });
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-}
-
-/**
- * Docker's Get after the mount: rootfs/ (0755) and the id file (0600, the id, no newline)
- * when missing; one native job, existing ones left as they are.
- */
-async function ensureLayout(mp: string, id: string): Promise<void> {
-  await runStepsOrThrow([
-    mkdirStep(join(mp, 'rootfs'), 0o755, { ok: ['EEXIST'], operation: 'make rootfs' }),
-    createFileStep(join(mp, 'id'), id, 0o600, { ok: ['EEXIST'], operation: 'write id file' }),
-  ]);
+/** What Docker's Get leaves on a layer's volume: rootfs/ (0755) and the id file (0600, the id, no newline). */
+function layoutOf(id: string): LayoutEntry[] {
+  return [
+    { path: 'rootfs', mode: 0o755 },
+    { path: 'id', mode: 0o600, content: id },
+  ];
 }

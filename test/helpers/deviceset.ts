@@ -66,13 +66,8 @@ export function runChild(
   spec: { root: string; options: string[]; ops?: object[]; cycles?: object[]; shutdown?: boolean; check?: boolean },
   crash?: { point: string; after?: number },
 ): Promise<ChildResult> {
-  const env = { ...process.env };
-  if (crash) {
-    env.DEVMAPPER_CRASH_POINT = crash.point;
-    env.DEVMAPPER_CRASH_AFTER = String(crash.after ?? 1);
-  }
   return new Promise((resolve) => {
-    execFile(process.execPath, [CHILD, JSON.stringify(spec)], { env, timeout: 300_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CHILD, JSON.stringify({ ...spec, crash })], { timeout: 300_000 }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
       const lines: Record<string, unknown>[] = [];
       for (const text of stdout.trim().split('\n')) {

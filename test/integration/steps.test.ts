@@ -1,5 +1,5 @@
 /**
- * Device-mapper tasks inside one native job of several steps (lib/steps), in the kernel:
+ * Device-mapper tasks inside one native job of several steps (lib/dm/steps.ts), in the kernel:
  * a whole create / activate / mount / unmount / remove / delete sequence in two jobs, a
  * failing message with the origin's resume marked `always`, tolerated errnos, and the
  * diagnostics records every task step still publishes.
@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm, sys } from '../../lib';
 import { activateSpec, createSnapSpec, createThinSpec, deleteThinSpec, removeSpec, resumeSpec, suspendSpec } from '../../lib/dm/specs';
-import { mountStep, rmdirStep, runSteps, runStepsOrThrow, taskStep, umountStep } from '../../lib/steps';
+import { mountStep, rmdirStep, runSteps, runStepsOrThrow, taskStep, umountStep } from '../../lib/dm';
 import { describeKernel } from '../helpers/kernel-env';
 import { mkfsExt4, withPool } from '../helpers/pool';
 
@@ -67,13 +67,13 @@ describeKernel('native step jobs', () => {
       await dm.createDevice(p.poolName, 2);
       await dm.activateDevice(p.poolName, origin, 1, 64 << 20);
       const out = await runSteps([
-        taskStep(suspendSpec(origin)),
+        taskStep(suspendSpec(origin), { phase: 'suspend' }),
         // Id 2 is taken: EEXIST.
-        taskStep(createSnapSpec(p.poolName, 2, 1)),
-        taskStep(resumeSpec(origin), { always: true }),
-        taskStep(createThinSpec(p.poolName, 3)),
+        taskStep(createSnapSpec(p.poolName, 2, 1), { phase: 'create' }),
+        taskStep(resumeSpec(origin), { always: true, phase: 'resume' }),
+        taskStep(createThinSpec(p.poolName, 3), { phase: 'register' }),
       ]);
-      expect(out.failedStep).toBe(1);
+      expect(out.failedPhase).toBe('create');
       expect(out.error).toMatchObject({ code: 'EEXIST', operation: 'create_snap 2 1' });
       expect(out.results.map((r) => r.ran)).toEqual([true, true, true, false]);
       expect((await dm.getInfo(origin))?.suspended).toBe(false);

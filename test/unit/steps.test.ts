@@ -19,7 +19,7 @@ import {
   syncDirStep,
   unlinkStep,
   writeFileStep,
-} from '../../lib/steps';
+} from '../../lib/dm';
 import { isMountPoint } from '../../lib/sys';
 
 let dir: string;
@@ -50,12 +50,13 @@ test('writes replace files atomically, with 0600, and leave no temporary file', 
 test('a failure stops the job there: later steps do not run, `always` steps do, and the error names the step', async () => {
   const kept = join(dir, 'kept');
   const out = await runSteps([
-    writeFileStep(kept, 'first'),
-    writeFileStep(join(dir, 'missing', 'file'), 'x', { operation: 'write metadata' }),
-    writeFileStep(join(dir, 'skipped'), 'never'),
+    writeFileStep(kept, 'first', { phase: 'intent' }),
+    writeFileStep(join(dir, 'missing', 'file'), 'x', { operation: 'write metadata', phase: 'register' }),
+    writeFileStep(join(dir, 'skipped'), 'never', { phase: 'commit' }),
     createFileStep(join(dir, 'always'), 'cleanup ran', 0o644, { always: true }),
   ]);
-  expect(out.failedStep).toBe(1);
+  expect(out.failedPhase).toBe('register');
+  expect(out.results.map((r) => r.phase)).toEqual(['intent', 'register', 'commit', 'layout']);
   expect(out.error).toBeInstanceOf(DevmapperError);
   expect(out.error!.code).toBe('ENOENT');
   expect(out.error!.operation).toBe('write metadata');
@@ -75,10 +76,10 @@ test('tolerated errnos are kept in the result and do not fail the job', async ()
     unlinkStep(join(dir, 'absent'), { ok: ['ENOENT'] }),
     rmdirStep(join(dir, 'absent-dir'), { ok: ['ENOENT'] }),
     mkdirStep(dir, 0o755, { ok: ['EEXIST'] }),
-    unlinkStep(join(dir, 'absent')),
+    unlinkStep(join(dir, 'absent'), { phase: 'unregister' }),
   ]);
   expect(out.results.slice(0, 3).map((r) => r.errno)).toEqual([osConstants.errno.ENOENT, osConstants.errno.ENOENT, osConstants.errno.EEXIST]);
-  expect(out.failedStep).toBe(3);
+  expect(out.failedPhase).toBe('unregister');
   expect(out.error!.code).toBe('ENOENT');
 });
 

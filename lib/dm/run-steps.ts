@@ -3,21 +3,35 @@
  * the whole sequence. Every dm task among them is reported on the diagnostics channels as
  * if it had run alone, and a udev timeout warns as it would.
  */
-import { reportTask } from '../dm/diagnostics';
-import { attachCallerStack, libdmLevel, withTaskDefaults } from '../dm/task';
-import { warnIfUdevTimedOut } from '../dm/udev-timeout';
 import type { DevmapperError } from '../errors';
-import { native, type NativeStep, type NativeStepResult } from '../native';
+import { native, type NativeTaskResult } from '../native';
+import { reportTask } from './diagnostics';
+import type { Phase, Step } from './steps';
+import { attachCallerStack, libdmLevel, withTaskDefaults } from './task';
+import { warnIfUdevTimedOut } from './udev-timeout';
+
+/** What one step did. */
+export interface StepResult {
+  phase: Phase;
+  /** False for a step skipped after a failure. */
+  ran: boolean;
+  /** A tolerated errno, 0 when the call succeeded. */
+  errno: number;
+  /** Its time, in ns. */
+  ns: number;
+  /** A dm task's result. */
+  task?: NativeTaskResult;
+}
 
 /** What ran: per-step results, and the first failure (the steps after it did not run, but `always` ones). */
 export interface StepsOutcome {
-  results: NativeStepResult[];
-  /** Index of the first failed step, -1 when all succeeded. */
-  failedStep: number;
+  results: StepResult[];
+  /** The phase of the first failed step, null when all succeeded. */
+  failedPhase: Phase | null;
   error: DevmapperError | null;
 }
 
-export async function runSteps(steps: NativeStep[]): Promise<StepsOutcome> {
+export async function runSteps(steps: Step[]): Promise<StepsOutcome> {
   const caller: { stack?: string } = {};
   Error.captureStackTrace(caller, runSteps);
   const sent = steps.map((s) => (s.kind === 'task' && s.task ? { ...s, task: withTaskDefaults(s.task) } : s));
@@ -33,12 +47,22 @@ export async function runSteps(steps: NativeStep[]): Promise<StepsOutcome> {
     }
   });
   if (out.error) attachCallerStack(out.error, caller.stack);
-  return out;
+  return {
+    results: out.results.map((r, i) => ({ ...r, phase: steps[i].phase })),
+    failedPhase: out.failedStep >= 0 ? steps[out.failedStep].phase : null,
+    error: out.error,
+  };
 }
 
 /** {@link runSteps}, throwing the first failure. */
-export async function runStepsOrThrow(steps: NativeStep[]): Promise<NativeStepResult[]> {
+export async function runStepsOrThrow(steps: Step[]): Promise<StepResult[]> {
   const out = await runSteps(steps);
   if (out.error) throw out.error;
   return out.results;
+}
+
+/** Whether every step of `phase` ran and succeeded without a tolerated errno (it made what it makes). */
+export function madeIn(out: StepsOutcome, phase: Phase): boolean {
+  const mine = out.results.filter((r) => r.phase === phase);
+  return mine.length > 0 && mine.every((r) => r.ran && r.errno === 0);
 }
