@@ -4,7 +4,7 @@
  * (The DeviceSet and Driver levels have their own section and contenders: lifecycle.ts.)
  */
 import * as dm from '../dist/dm';
-import { native, type NativeTaskSpec } from '../dist/native';
+import { native, type NativeTaskSpec } from '../dist/internal';
 import type { RawClient } from './raw-client';
 import type { ContenderName, OpName } from './types';
 

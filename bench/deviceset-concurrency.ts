@@ -10,7 +10,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceSet } from '../dist/deviceset';
-import { devicePrefixFromStat } from '../dist/deviceset/hash';
+import { devicePrefixFromStat } from '../dist/internal';
 import { combine, monitored } from './concurrency';
 import { deviceSetOptions, deviceSetSteps, timeSteps, unmountUnder } from './lifecycle';
 import { removeWithPrefix } from './pool';

@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as dm from '../dist/dm';
 import { DeviceSet } from '../dist/deviceset';
-import { devicePrefixFromStat } from '../dist/deviceset/hash';
+import { devicePrefixFromStat } from '../dist/internal';
 import {
   DEVICE_SET_FILE,
   TRANSACTION_FILE,
@@ -35,7 +35,7 @@ import {
   decodeTransaction,
   encodeDevice,
   encodeDeviceSet,
-} from '../dist/deviceset/metadata-store';
+} from '../dist/internal';
 import { deviceSetOptions, deviceSetSteps, LAYER_BYTES, lifecycleStats, type Timed, timeSteps, unmountUnder } from './lifecycle';
 import { removeWithPrefix } from './pool';
 import { RawClient } from './raw-client';

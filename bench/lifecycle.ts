@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as dm from '../dist/dm';
 import { DeviceSet } from '../dist/deviceset';
-import { makeFilesystem } from '../dist/deviceset/filesystem';
+import { makeFilesystem } from '../dist/internal';
 import { Driver } from '../dist/driver';
 import * as sys from '../dist/sys';
 import type { RawClient } from './raw-client';

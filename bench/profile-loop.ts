@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import * as dm from '../dist/dm';
-import { native } from '../dist/native';
+import { native } from '../dist/internal';
 
 export const PROFILE_MODES = ['addon-sync-info', 'addon-async-info', 'dm-getInfo', 'dm-createDevice+deleteDevice', 'fs-stat-sync', 'fs-stat-async'] as const;
 export type ProfileMode = (typeof PROFILE_MODES)[number];

@@ -2,7 +2,7 @@
  * The shape of a `devmapper` command: its name, help, options and positional arguments, and
  * a small function taking the parsed arguments and an output. main.ts only registers them.
  */
-import type { Driver } from '../driver/driver';
+import type { Driver } from '../driver';
 import type { Output } from './output';
 
 export interface OptionSpec {

@@ -1,9 +1,8 @@
 /** `devmapper inspect ID`: a layer's metadata file and the kernel's view of its device, side by side. */
 import { join } from 'node:path';
 import * as dm from '../dm';
-import { unknownDevice } from '../deviceset/devices';
-import { metadataFileName } from '../deviceset/hash';
-import { humanSize } from '../deviceset/units';
+import { metadataFileName, unknownDevice } from '../deviceset';
+import { humanSize } from '../util';
 import * as sys from '../sys';
 import { arg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 

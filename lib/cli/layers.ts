@@ -3,9 +3,9 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { DevmapperError } from '../errors';
 import * as sys from '../sys';
-import { unknownDevice } from '../deviceset/devices';
-import { parseSize } from '../deviceset/units';
-import type { Driver } from '../driver/driver';
+import { unknownDevice } from '../deviceset';
+import { parseSize } from '../util';
+import type { Driver } from '../driver';
 import { usageError } from './args';
 import { arg, optionalArg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 

@@ -5,9 +5,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Driver } from '../driver/driver';
+import { Driver } from '../driver';
 import { DevmapperError } from '../errors';
-import { detectHostKernel } from '../sandbox/kernel';
+import { detectHostKernel } from '../sandbox';
 import { parseCommandLine } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
 import { errorCode, ExitCode, exitCodeFor, NO_DEVICE_MAPPER_CODE } from './exit-codes';

@@ -1,8 +1,7 @@
 /** `devmapper pool status` and `devmapper pool resize SIZE`. */
-import { parseSize } from '../deviceset/units';
-import { humanSize } from '../deviceset/units';
-import type { DeviceSetStatus } from '../deviceset/status';
-import { statusRows, type StatusRow } from '../driver/status-rows';
+import { humanSize, parseSize } from '../util';
+import type { DeviceSetStatus } from '../deviceset';
+import { statusRows, type StatusRow } from '../driver';
 import { usageError } from './args';
 import { arg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 

@@ -1,5 +1,5 @@
 /** `devmapper sandbox [--udev on|off] -- CMD...`: runs CMD under a device-mapper kernel (lib/sandbox). */
-import { main as sandboxMain } from '../sandbox/cli';
+import { sandboxMain } from '../sandbox';
 import { usageError } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
 

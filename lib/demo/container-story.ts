@@ -8,14 +8,12 @@
  * Run it with `npm run demo` (which boots the sandbox kernel when the host has no
  * device-mapper), or as root on a device-mapper host: `node dist/demo/container-story.js`.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
-import { peekVolume } from '../cli/peek';
-import { dm } from '../index';
-import { Driver } from '../driver';
+import { DeviceSet, dm, Driver } from '../index';
 
 const IMAGE = 'image';
 const CTR = 'ctr';
@@ -92,11 +90,19 @@ export async function runContainerStory(): Promise<void> {
     step('stop everything (Driver.cleanup: the pool goes down), then open the stopped container\'s volume read-only and list it');
     await driver.cleanup();
     driver = null;
-    const peek = await peekVolume(home, options, CTR, '');
-    detail(`device id ${peek.deviceId}: ${peek.entries.map((e) => `${e.name}${e.type === 'directory' ? '/' : ''}`).join(' ')}`);
-    const inRootfs = await peekVolume(home, options, CTR, 'rootfs/srv');
-    detail(`rootfs/srv: ${inRootfs.entries.map((e) => `${e.name} (${e.mode}, uid ${e.uid})`).join(' ')}`);
-    detail(`devices left active by the look: ${(await dm.listDevices()).filter((d) => d.name.includes('peek')).length}`);
+    const ro = await DeviceSet.openReadOnly(home, options);
+    const listing = await ro.withVolume(CTR, async (dir) => {
+      const top = (await readdir(dir, { withFileTypes: true })).map((e) => `${e.name}${e.isDirectory() ? '/' : ''}`).sort();
+      const srv = [];
+      for (const name of (await readdir(join(dir, 'rootfs', 'srv'))).sort()) {
+        const st = await lstat(join(dir, 'rootfs', 'srv', name));
+        srv.push(`${name} (${(st.mode & 0o7777).toString(8)}, uid ${st.uid})`);
+      }
+      return { top, srv };
+    });
+    detail(`device id ${(await ro.getDeviceMetadata(CTR)).deviceId}: ${listing.top.join(' ')}`);
+    detail(`rootfs/srv: ${listing.srv.join(' ')}`);
+    detail(`devices left active by the look: ${(await dm.listDevices()).filter((d) => d.name.startsWith('devmapper-ro-')).length}`);
 
     step('teardown: reopen, remove the three layers, clean up');
     driver = await Driver.init(home, options);

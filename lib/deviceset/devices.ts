@@ -14,6 +14,7 @@ export function nameOf(s: DeviceSetState, hash: string): string {
   return deviceName(s.prefix, hash);
 }
 
+/** @internal The ENOENT error for a device the DeviceSet does not have. */
 export function unknownDevice(hash: string): DevmapperError {
   return new DevmapperError(`unknown device ${hash === '' ? '(base)' : hash}`, {
     code: 'ENOENT',

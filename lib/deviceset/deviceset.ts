@@ -7,9 +7,8 @@ import { EventEmitter } from 'node:events';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
-import { KeyedLock } from '../dm/keyed-lock';
 import { native } from '../native';
-import { EventQueue } from '../util/event-queue';
+import { EventQueue, KeyedLock } from '../util';
 import { BASE_HASH, setupBaseImage } from './base-image';
 import {
   activateIfNeeded,
@@ -30,6 +29,7 @@ import { DeviceIdAllocator } from './id-allocator';
 import { MetadataStore, type DeviceMetadata } from './metadata-store';
 import { mountDevice, unmountDevice, type MountDeviceOptions } from './mounts';
 import { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
+import { ReadOnlyDeviceSet } from './read-only';
 import { RootLock } from './root-lock';
 import { growPool, setupPool } from './pool';
 import { PoolEventMonitor, type PoolEventStats } from './pool-events';
@@ -209,6 +209,26 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
           poolName = name;
         }),
     );
+  }
+
+  /**
+   * Opens a root read-only: its devices' metadata, and their file systems mounted read-only
+   * for a moment ({@link ReadOnlyDeviceSet.withVolume}). Takes no lock and writes nothing to
+   * the root; the root may be open in a DeviceSet elsewhere, whose mounted devices it refuses.
+   *
+   * @param root the root's absolute path
+   * @param options the options the root was opened with (dm.thinpooldev, dm.blocksize matter here)
+   * @throws {@link DevmapperError} ENOENT when there is no root; ERR_INVALID_ARGUMENT for an option
+   *
+   * @example
+   * ```ts
+   * const ro = await DeviceSet.openReadOnly('/var/lib/myapp/devicemapper');
+   * const top = await ro.withVolume('c1', (dir) => readdir(dir));   // ['id', 'lost+found', 'rootfs']
+   * ```
+   */
+  static openReadOnly(root: string, options: string[] | DeviceSetOptions = []): Promise<ReadOnlyDeviceSet> {
+    if (typeof root !== 'string' || !root.startsWith('/')) throw invalidArgument('root', 'an absolute path', root);
+    return ReadOnlyDeviceSet.open(root, options);
   }
 
   private static async doOpen(root: string, openOptions: DeviceSetOpenOptions, foundPool: (name: string) => void): Promise<DeviceSet> {

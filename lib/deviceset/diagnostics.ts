@@ -1,6 +1,6 @@
 /** DeviceSet steps on the devmapper:deviceset diagnostics channel (see ../log/channels.ts). */
 import { performance } from 'node:perf_hooks';
-import { deviceSetChannel, publish, type DeviceSetRecord, type DeviceSetStep } from '../log/channels';
+import { deviceSetChannel, publish, type DeviceSetRecord, type DeviceSetStep } from '../log';
 
 export interface StepContext {
   step: DeviceSetStep;

@@ -5,7 +5,7 @@
  * checked before it reaches the disk or the kernel (reliability.md row 18, CVE-2014-8178).
  */
 import { invalidArgument } from '../errors';
-import { DM_NAME_MAX_BYTES } from '../dm/validate';
+import { DM_NAME_MAX_BYTES } from '../dm';
 
 /** The metadata files that are not device files, and the base device's file. */
 const RESERVED_NAMES: ReadonlySet<string> = new Set(['base', 'deviceset-metadata', 'transaction-metadata']);

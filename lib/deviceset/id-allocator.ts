@@ -5,7 +5,7 @@
  * the device files with markUsed, and `nextDeviceId` comes from deviceset-metadata.
  */
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
-import { MAX_THIN_DEVICE_ID } from '../dm/parse';
+import { MAX_THIN_DEVICE_ID } from '../dm';
 
 const ID_COUNT = MAX_THIN_DEVICE_ID + 1;
 

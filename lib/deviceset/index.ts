@@ -12,5 +12,9 @@ export type { PoolEventStats } from './pool-events';
 export type { DeviceSetStatus, DeviceStatus, SpaceUsage } from './status';
 export type { DeviceMetadata, DeviceSetMetadata, TransactionMetadata } from './metadata-store';
 export { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
-export { parseSize, humanSize } from './units';
+export { parseSize, humanSize } from '../util';
 export type { MountDeviceOptions, LayoutEntry } from './mounts';
+export { ReadOnlyDeviceSet } from './read-only';
+export { checkDeviceHash, metadataFileName, type CheckDeviceHashOptions } from './hash';
+// For the Driver and the command line (tagged @internal: not in the API docs).
+export { unknownDevice } from './devices';

@@ -13,7 +13,7 @@ import { constants as osConstants } from 'node:os';
 import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
-import { MAX_THIN_DEVICE_ID } from '../dm/parse';
+import { MAX_THIN_DEVICE_ID } from '../dm';
 import { runStepsOrThrow, syncDirStep, unlinkStep, writeFileStep, type Step } from '../dm';
 import * as sys from '../sys';
 import { metadataFileName } from './hash';

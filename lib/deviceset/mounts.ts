@@ -47,7 +47,7 @@ export interface LayoutEntry {
   content?: string;
 }
 
-/** What {@link mountDevice} does besides the mount, in the mount's own native job. */
+/** What {@link DeviceSet.mountDevice} does besides the mount, in the mount's own native job. */
 export interface MountDeviceOptions {
   /** Make the mount point with exactly this mode when it does not exist (removed again when the mount fails). */
   mountPointMode?: number;

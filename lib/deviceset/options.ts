@@ -4,9 +4,9 @@
  * a typed object. Every refusal is a DevmapperError that names the key as the caller wrote it.
  */
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
-import { MAX_POOL_BLOCK_SIZE_SECTORS, MIN_POOL_BLOCK_SIZE_SECTORS } from '../dm/parse';
-import { checkDeviceName } from '../dm/validate';
-import { parseSize } from './units';
+import { MAX_POOL_BLOCK_SIZE_SECTORS, MIN_POOL_BLOCK_SIZE_SECTORS } from '../dm';
+import { checkDeviceName } from '../dm';
+import { parseSize } from '../util';
 
 /** The file systems Docker's dm.fs accepted. */
 export type Filesystem = 'ext4' | 'xfs';

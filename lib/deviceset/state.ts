@@ -1,5 +1,5 @@
 /** The state one open DeviceSet shares between its parts (pool, devices, mounts, status). */
-import { KeyedLock } from '../dm/keyed-lock';
+import { KeyedLock } from '../util';
 import type { DeviceIdAllocator } from './id-allocator';
 import type { DeviceMetadata, DeviceSetMetadata, MetadataStore } from './metadata-store';
 import type { ResolvedOptions } from './options';

@@ -5,7 +5,7 @@
  * below the process's libdm log level go out, as dm.libdm_log_level meant in Docker.
  */
 import { DevmapperError, type LibdmLogLine } from '../errors';
-import { dmChannel, libdmChannel, publish, type DmOperationRecord, type LibdmLogRecord } from '../log/channels';
+import { dmChannel, libdmChannel, publish, type DmOperationRecord, type LibdmLogRecord } from '../log';
 import type { NativeTaskResult, NativeTaskSpec } from '../native';
 
 export type TaskOutcome = { ok: true; result: NativeTaskResult } | { ok: false; error: unknown };

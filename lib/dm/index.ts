@@ -36,6 +36,7 @@ export * from './parse';
 export * from './types';
 export {
   resolveDeviceName,
+  checkDeviceName,
   DM_NAME_MAX_BYTES,
   THIN_POOL_FEATURES,
   SECTOR_BYTES,

@@ -10,7 +10,11 @@ import type { Phase, Step } from './steps';
 import { attachCallerStack, libdmLevel, withTaskDefaults } from './task';
 import { warnIfUdevTimedOut } from './udev-timeout';
 
-/** What one step did. */
+/**
+ * What one step did.
+ *
+ * @internal
+ */
 export interface StepResult {
   phase: Phase;
   /** False for a step skipped after a failure. */
@@ -23,7 +27,11 @@ export interface StepResult {
   task?: NativeTaskResult;
 }
 
-/** What ran: per-step results, and the first failure (the steps after it did not run, but `always` ones). */
+/**
+ * What ran: per-step results, and the first failure (the steps after it did not run, but `always` ones).
+ *
+ * @internal
+ */
 export interface StepsOutcome {
   results: StepResult[];
   /** The phase of the first failed step, null when all succeeded. */
@@ -31,6 +39,7 @@ export interface StepsOutcome {
   error: DevmapperError | null;
 }
 
+/** @internal */
 export async function runSteps(steps: Step[]): Promise<StepsOutcome> {
   const caller: { stack?: string } = {};
   Error.captureStackTrace(caller, runSteps);
@@ -54,14 +63,22 @@ export async function runSteps(steps: Step[]): Promise<StepsOutcome> {
   };
 }
 
-/** {@link runSteps}, throwing the first failure. */
+/**
+ * {@link runSteps}, throwing the first failure.
+ *
+ * @internal
+ */
 export async function runStepsOrThrow(steps: Step[]): Promise<StepResult[]> {
   const out = await runSteps(steps);
   if (out.error) throw out.error;
   return out.results;
 }
 
-/** Whether every step of `phase` ran and succeeded without a tolerated errno (it made what it makes). */
+/**
+ * Whether every step of `phase` ran and succeeded without a tolerated errno (it made what it makes).
+ *
+ * @internal
+ */
 export function madeIn(out: StepsOutcome, phase: Phase): boolean {
   const mine = out.results.filter((r) => r.phase === phase);
   return mine.length > 0 && mine.every((r) => r.ran && r.errno === 0);

@@ -5,8 +5,7 @@
  * so that whoever runs a sequence undoes by the phase that failed.
  */
 import { DevmapperError, ErrorCodes } from '../errors';
-import { abortError, sleep } from '../util/abort';
-import { KeyedLock } from './keyed-lock';
+import { abortError, KeyedLock, sleep } from '../util';
 import { getInfo, type DeviceInfo } from './query';
 import { runStepsOrThrow } from './run-steps';
 import {
@@ -25,7 +24,11 @@ import {
 import { discardStep, mountStep, rmdirStep, taskStep, umountStep, type Step } from './steps';
 import { resolveDeviceName } from './validate';
 
-/** create_thin of a new thin id. */
+/**
+ * create_thin of a new thin id.
+ *
+ * @internal
+ */
 export function createThinSteps(poolName: string, deviceId: number): Step[] {
   return [taskStep(createThinSpec(poolName, deviceId), { phase: 'create' })];
 }
@@ -34,7 +37,11 @@ export function createThinSteps(poolName: string, deviceId: number): Step[] {
 // create_snap still needs it suspended.
 const originLocks = new KeyedLock();
 
-/** Runs fn holding the lock of the origin's snapshots (none for a snapshot of an inactive origin by id only). */
+/**
+ * Runs fn holding the lock of the origin's snapshots (none for a snapshot of an inactive origin by id only).
+ *
+ * @internal
+ */
 export function withOriginLock<T>(origin: string | null, fn: () => Promise<T>): Promise<T> {
   return origin === null ? fn() : originLocks.run(origin, fn);
 }
@@ -45,6 +52,8 @@ export function withOriginLock<T>(origin: string | null, fn: () => Promise<T>): 
  * flushed) and resumed on every path: phases suspend, create, resume. Asks the kernel once
  * (a query, on the JS thread when it can) whether the origin is active. Run it inside
  * {@link withOriginLock}, and nothing must activate the origin meanwhile.
+ *
+ * @internal
  */
 export async function snapshotSteps(poolName: string, deviceId: number, baseDeviceId: number, origin: string | null): Promise<Step[]> {
   const spec = createSnapSpec(poolName, deviceId, baseDeviceId);
@@ -63,6 +72,8 @@ export async function snapshotSteps(poolName: string, deviceId: number, baseDevi
  * Activation of a thin device given what the kernel has now: a create with the thin table
  * when it has nothing of that name, a cancel of a pending deferred remove when it has one,
  * nothing when the device is active. Phase: activate.
+ *
+ * @internal
  */
 export function activationSteps(
   current: DeviceInfo | null,
@@ -77,7 +88,11 @@ export function activationSteps(
   return [];
 }
 
-/** How a device is removed. */
+/**
+ * How a device is removed.
+ *
+ * @internal
+ */
 export interface RemovalOptions {
   /** Deferred removal: an open device goes at its last close. */
   deferred?: boolean;
@@ -89,6 +104,8 @@ export interface RemovalOptions {
  * Removal of a mapped device. libdevmapper drops the /dev/mapper node after any successful
  * remove, even one the kernel only deferred because the device is open: with `deferred` a
  * mknodes puts it back while the device lives (and deletes it once gone). Phase: remove.
+ *
+ * @internal
  */
 export function removalSteps(name: string, o: RemovalOptions = {}): Step[] {
   const steps = [taskStep(removeSpec(name, o.deferred), { phase: 'remove', ok: o.missingOk ? ['ENXIO'] : [] })];
@@ -96,7 +113,11 @@ export function removalSteps(name: string, o: RemovalOptions = {}): Step[] {
   return steps;
 }
 
-/** The bound on {@link removeWithRetries}. */
+/**
+ * The bound on {@link removeWithRetries}.
+ *
+ * @internal
+ */
 export interface RetryOptions {
   /** How long to keep retrying while the device is busy (EBUSY), in ms; 0 = one try. */
   retryBudgetMs: number;
@@ -108,6 +129,8 @@ export interface RetryOptions {
  * {@link removalSteps}, retried while the device is busy (EBUSY) within the budget, with
  * backoff from 10 ms doubling to 250 ms. A busy device is one something holds open: a mount
  * in any namespace, a process, udev probing it just after a change.
+ *
+ * @internal
  */
 export async function removeWithRetries(name: string, o: RemovalOptions & RetryOptions): Promise<void> {
   const dev = resolveDeviceName(name);
@@ -138,7 +161,11 @@ export async function removeWithRetries(name: string, o: RemovalOptions & RetryO
   }
 }
 
-/** `set_transaction_id old new`: the pool's commit of userspace's transaction. Phase: commit. */
+/**
+ * `set_transaction_id old new`: the pool's commit of userspace's transaction. Phase: commit.
+ *
+ * @internal
+ */
 export function setTransactionIdSteps(poolName: string, oldId: number, newId: number): Step[] {
   return [taskStep(setTransactionIdSpec(poolName, oldId, newId), { phase: 'commit' })];
 }
@@ -146,6 +173,8 @@ export function setTransactionIdSteps(poolName: string, oldId: number, newId: nu
 /**
  * Deletion of thin id `deviceId` from the pool (the `delete` message). With `missingOk` an id
  * the pool no longer has (ENODATA) counts as deleted. Phase: delete.
+ *
+ * @internal
  */
 export function deletionSteps(poolName: string, deviceId: number, o: { missingOk?: boolean } = {}): Step[] {
   return [taskStep(deleteThinSpec(poolName, deviceId), { phase: 'delete', ok: o.missingOk ? ['ENODATA'] : [] })];
@@ -154,12 +183,18 @@ export function deletionSteps(poolName: string, deviceId: number, o: { missingOk
 /**
  * Discard of an active thin device's first `bytes` bytes, so that the pool unmaps its blocks
  * (and a loop file under the pool punches the holes). Phase: discard.
+ *
+ * @internal
  */
 export function discardSteps(devicePath: string, bytes: number): Step[] {
   return [discardStep(devicePath, 0, bytes)];
 }
 
-/** mount(2) of an active device. Phase: mount. */
+/**
+ * mount(2) of an active device. Phase: mount.
+ *
+ * @internal
+ */
 export function mountSteps(devicePath: string, target: string, fstype: string, data: string): Step[] {
   return [mountStep(devicePath, target, fstype, data)];
 }
@@ -169,6 +204,8 @@ export function mountSteps(devicePath: string, target: string, fstype: string, d
  * the mount point), then the mount point removed. Nothing mounted there (EINVAL) and a
  * mount point already gone (ENOENT) are fine; a mount point still held elsewhere or not
  * empty stays. Phases: unmount, rmdir. Deactivation follows with {@link removalSteps}.
+ *
+ * @internal
  */
 export function unmountSteps(target: string): Step[] {
   return [umountStep(target, { ok: ['EINVAL', 'ENOENT'] }), rmdirStep(target, { ok: ['ENOENT', 'ENOTEMPTY', 'EBUSY'] })];

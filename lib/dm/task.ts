@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { DevmapperError } from '../errors';
 import { native, type NativeTaskResult, type NativeTaskSpec } from '../native';
-import { dmChannel } from '../log/channels';
+import { dmChannel } from '../log';
 import { reportTask } from './diagnostics';
 
 /** Process-wide settings of the dm layer (see {@link setTaskDefaults}). */

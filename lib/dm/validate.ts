@@ -51,6 +51,12 @@ export function resolveDeviceName(nameOrPath: unknown, argument = 'name'): strin
   return name;
 }
 
+/**
+ * Refuses a device-mapper name the kernel would refuse: empty, longer than
+ * {@link DM_NAME_MAX_BYTES} bytes, or holding a `/`.
+ *
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT naming `argument`
+ */
 export function checkDeviceName(name: string, argument = 'name'): void {
   if (name.length === 0) throw invalidArgument(argument, 'a non-empty device-mapper name', name);
   if (Buffer.byteLength(name, 'utf8') > DM_NAME_MAX_BYTES)

@@ -15,20 +15,13 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { KeyedLock } from '../dm/keyed-lock';
+import { KeyedLock } from '../util';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import * as sys from '../sys';
-import { DeviceSet } from '../deviceset/deviceset';
-import { unknownDevice } from '../deviceset/devices';
-import { checkDeviceHash } from '../deviceset/hash';
-import type { DeviceSetOptions } from '../deviceset/options';
-import type { LayoutEntry } from '../deviceset/mounts';
+import { checkDeviceHash, DeviceSet, unknownDevice, type DeviceSetOptions, type LayoutEntry } from '../deviceset';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
 import { parseStorageOpt, type StorageOpt } from './storage-opt';
-import { applyLayer } from '../layers/apply';
-import { byPath, treeChanges, type Change } from '../layers/changes';
-import { exportChanges } from '../layers/export';
-import { emptyDir, flatten, readTree, type TreeNode } from '../layers/tree';
+import { applyLayer, byPath, emptyDir, exportChanges, flatten, readTree, treeChanges, type Change, type TreeNode } from '../layers';
 
 /** Options of {@link Driver.create}. */
 export interface CreateOptions {

@@ -2,9 +2,8 @@
  * Docker's graph-driver Status() rows and GetMetadata() map, as pure functions of the
  * DeviceSet's typed values (moby v24 daemon/graphdriver/devmapper/driver.go).
  */
-import type { DeviceMetadata } from '../deviceset/metadata-store';
-import type { DeviceSetStatus } from '../deviceset/status';
-import { humanSize } from '../deviceset/units';
+import type { DeviceMetadata, DeviceSetStatus } from '../deviceset';
+import { humanSize } from '../util';
 
 /** One row of Driver.status(): [key, value], both strings, as Docker's [2]string. */
 export type StatusRow = [key: string, value: string];

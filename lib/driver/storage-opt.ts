@@ -1,6 +1,6 @@
 /** The storage options of Driver.create, parsed as Docker's devicemapper parseStorageOpt did. */
 import { invalidArgument } from '../errors';
-import { parseSize } from '../deviceset/units';
+import { parseSize } from '../util';
 
 /** What create() accepts: Docker's map (`{ size: '20G' }`, keys case-insensitive). */
 export type StorageOpt = Readonly<Record<string, string>>;

@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { DevmapperError, ErrorCodes } from '../errors';
-import { lsetxattr, lutimesNs, mknod, type TimeSpec } from '../sys/file';
+import { lsetxattr, lutimesNs, mknod, type TimeSpec } from '../sys';
 import { ApplyJournal } from './journal';
 import { entryComponents, resolveDir, unsafeEntry } from './paths';
 import { classifyName } from './whiteouts';

@@ -77,6 +77,7 @@ function compareDir(now: TreeNode, old: TreeNode, path: string, out: Change[]): 
   return any;
 }
 
+/** Orders changes by path, as Docker lists them. */
 export function byPath(a: Change, b: Change): number {
   return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 }

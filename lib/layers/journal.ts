@@ -7,7 +7,7 @@
  */
 import { lchown, mkdtemp, rename, rm, chmod } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { lremovexattr, lsetxattr, lutimesNs } from '../sys/file';
+import { lremovexattr, lsetxattr, lutimesNs } from '../sys';
 import { readNode, type TreeNode } from './tree';
 
 type Step =

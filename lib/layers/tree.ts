@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readXattrs } from '../sys/file';
+import { readXattrs } from '../sys';
 
 /** What lstat says a path is. */
 export type NodeType = 'file' | 'directory' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket';

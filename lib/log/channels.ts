@@ -97,13 +97,18 @@ export interface DeviceSetRecord {
   detail?: Record<string, unknown>;
 }
 
+/** @internal The channel objects the library publishes on. */
 export const libdmChannel = diagnosticsChannel.channel(CHANNELS.libdm);
+/** @internal */
 export const dmChannel = diagnosticsChannel.channel(CHANNELS.dm);
+/** @internal */
 export const deviceSetChannel = diagnosticsChannel.channel(CHANNELS.deviceset);
 
 /**
  * Publishes the record `build` makes, only when the channel has a subscriber: without one,
  * nothing is built.
+ *
+ * @internal
  */
 export function publish<T>(channel: diagnosticsChannel.Channel, build: () => T): void {
   if (channel.hasSubscribers) channel.publish(build());

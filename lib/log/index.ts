@@ -6,3 +6,5 @@ export {
   type DeviceSetRecord,
   type DeviceSetStep,
 } from './channels';
+// For the library's layers (tagged @internal: not in the API docs).
+export { libdmChannel, dmChannel, deviceSetChannel, publish } from './channels';

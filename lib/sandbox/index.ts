@@ -24,3 +24,4 @@ export {
   type SandboxRunOptions,
   type SandboxRunResult,
 } from './runner';
+export { main as sandboxMain } from './cli';

@@ -2,7 +2,7 @@
 import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { DevmapperError, invalidArgument } from '../errors';
-import { sleep } from '../util/abort';
+import { sleep } from '../util';
 import { native, type NativeLoopEntry } from '../native';
 
 /** How {@link attachLoopDevice} binds the file. */

@@ -150,7 +150,7 @@ describeKernel('devmapper command-line tool', () => {
       expect(top.entries.map((e: { name: string }) => e.name)).toEqual(['id', 'lost+found', 'rootfs']);
       expect(top.entries.find((e: { name: string }) => e.name === 'rootfs')).toMatchObject({ type: 'directory', mode: '755' });
       expect(await snapshotDir(join(root, 'metadata'))).toEqual(metadataBefore);
-      expect(await mountsUnder('/tmp/devmapper-peek-')).toEqual([]);
+      expect(await mountsUnder('/tmp/devmapper-ro-')).toEqual([]);
       expect((await dm.listDevices()).map((d) => d.name).sort()).toEqual(devicesBefore);
 
       // peek with the pool active (another layer mounted); a mounted layer is refused.
@@ -162,7 +162,7 @@ describeKernel('devmapper command-line tool', () => {
       await fails(4, 'EBUSY', 'peek', 'image');
       expect(await snapshotDir(join(root, 'metadata'))).toEqual(metadataBefore);
       expect((await dm.listDevices()).map((d) => d.name).sort()).toEqual(activeBefore);
-      expect(await mountsUnder('/tmp/devmapper-peek-')).toEqual([]);
+      expect(await mountsUnder('/tmp/devmapper-ro-')).toEqual([]);
       expect(await ok('unmount', 'image')).toBe('');
 
       await fails(3, 'ENOENT', 'inspect', 'nope');

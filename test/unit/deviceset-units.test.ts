@@ -1,5 +1,5 @@
 import { DevmapperError, ErrorCodes } from '../../lib/errors';
-import { humanSize, parseSize } from '../../lib/deviceset/units';
+import { humanSize, parseSize } from '../../lib/util';
 
 // Go's results for these inputs, from go-units v0.5.0 (vendored by moby v24.0.9) run under
 // Go 1.19: RAMInBytes(input), and HumanSize(value). null = Go returned an error, or a value

@@ -1,4 +1,4 @@
-import { KeyedLock } from '../../lib/dm/keyed-lock';
+import { KeyedLock } from '../../lib/util';
 
 describe('KeyedLock', () => {
   test('one key runs one at a time, in order; other keys run alongside', async () => {
