@@ -1,16 +1,18 @@
 /**
- * The DeviceSet's promise of one thread hop per operation (issue 5): each step of a layer's
+ * The DeviceSet's promise of one thread hop per operation: each step of a layer's
  * life is one native job, the queries before it run on the JS thread. Counted with
  * async_hooks (every libuv work request and fs request is one async resource), not timed.
  * A regression here (a new awaited query, a metadata write outside the job) is a slower
  * library on every host.
  */
 import { createHook } from 'node:async_hooks';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { dm } from '../../lib';
 import { Driver } from '../../lib/driver';
 import { newRoot, testOptions, withDeviceSet } from '../helpers/deviceset';
 import { describeKernel } from '../helpers/kernel-env';
+import { withPool } from '../helpers/pool';
 import { rm } from 'node:fs/promises';
 
 /** Thread-pool round trips started by fn, by async resource type. */
@@ -87,5 +89,40 @@ describeKernel('thread hops per operation', () => {
       await driver.cleanup();
       await rm(join(home, '..'), { recursive: true, force: true });
     }
+  });
+
+  test('DeviceSet: a delete with dm.blkdiscard is 3 jobs (activate; discard and deactivate; the delete)', async () => {
+    await withDeviceSet(async (ds, root) => {
+      await ds.addDevice('image', '');
+      const mp = join(root, 'mnt-layer');
+      for (let round = 0; round < 2; round++) {
+        await ds.addDevice('layer', 'image');
+        await mkdir(mp);
+        await ds.mountDevice('layer', mp);
+        await writeFile(join(mp, 'blocks'), Buffer.alloc(1 << 20, 1));
+        await ds.unmountDevice('layer', mp);
+        const seen = await hops(() => ds.deleteDevice('layer', { sync: true }));
+        if (round === 1) expect(seen).toEqual({ 'devmapper:steps': 3 });
+      }
+    }, { options: testOptions(['dm.blkdiscard=true']) });
+  });
+
+  test('dm: createSnapDevice of an active origin, activateDevice and removeDevice are one native job each', async () => {
+    await withPool(async (p) => {
+      const origin = p.name('origin');
+      await dm.createDevice(p.poolName, 1);
+      await dm.activateDevice(p.poolName, origin, 1, 64 << 20);
+      for (let round = 0; round < 2; round++) {
+        const snap = p.name(`snap${round}`);
+        const seen = {
+          snap: await hops(() => dm.createSnapDevice(p.poolName, 2 + round, origin, 1)),
+          activate: await hops(() => dm.activateDevice(p.poolName, snap, 2 + round, 64 << 20)),
+          remove: await hops(() => dm.removeDevice(snap)),
+        };
+        expect((await dm.getInfo(origin))?.suspended).toBe(false);
+        if (round === 1) expect(seen).toEqual({ snap: { 'devmapper:steps': 1 }, activate: { 'devmapper:steps': 1 }, remove: { 'devmapper:steps': 1 } });
+      }
+      await dm.removeDevice(origin);
+    });
   });
 });
