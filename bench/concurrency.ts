@@ -7,7 +7,7 @@
  * control: what the event loop suffers in this kernel from thread-pool work alone. Its "raw"
  * column is the same calls made synchronously (fs.statSync).
  *
- * Issue 5's "64 lifecycles at once" at the DeviceSet level is deviceset-concurrency.ts.
+ * The "64 lifecycles at once" target at the DeviceSet level is deviceset-concurrency.ts.
  */
 import { stat } from 'node:fs/promises';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';

@@ -1,5 +1,5 @@
 /**
- * DeviceSet concurrency (issue 5): `parallel` DeviceSet lifecycles (lifecycle.ts's steps,
+ * DeviceSet concurrency: `parallel` DeviceSet lifecycles (lifecycle.ts's steps,
  * each on its own hash and mount point) started at once with Promise.all, against the same
  * number one after another, on one DeviceSet (its own root in the guest's /tmp, an image
  * device to snapshot). Wall time, throughput, one lifecycle's time, and the event loop's

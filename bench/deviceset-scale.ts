@@ -1,5 +1,5 @@
 /**
- * DeviceSet scale (issue 5): how DeviceSet.open, the process's memory and a layer's
+ * DeviceSet scale: how DeviceSet.open, the process's memory and a layer's
  * lifecycle behave with many devices registered. Per size N, a root of its own:
  *
  *   1. open a fresh DeviceSet (pool and base device made), add the image device;

@@ -1,5 +1,5 @@
 /**
- * Issue 5's lifecycle rows: a layer created as a snapshot of an inactive image device,
+ * The lifecycle: a layer created as a snapshot of an inactive image device,
  * mounted, written (4 KiB and fsync), unmounted and deleted, per contender, in the same
  * kernel and run, contenders rotating batch by batch:
  *

@@ -132,7 +132,7 @@ function targetsTable(r: GuestResult): string {
     const limit = MESSAGES.includes(op) ? 1.5 : 1.15;
     const m = ratio(get(o, 'dm')?.mean, get(o, 'raw')?.mean);
     const p = ratio(get(o, 'dm')?.p50, get(o, 'raw')?.p50);
-    rows.push([`${op}: dm / raw < ${limit}x (issue 5)`, `${formatRatio(m)} mean, ${formatRatio(p)} p50`, yes(m < limit), yes(p < limit)]);
+    rows.push([`${op}: dm / raw < ${limit}x`, `${formatRatio(m)} mean, ${formatRatio(p)} p50`, yes(m < limit), yes(p < limit)]);
   }
   for (const o of r.single) {
     const m = ratio(get(o, 'dm')?.mean, get(o, 'raw')?.mean);
@@ -244,7 +244,7 @@ const LIFECYCLE_LABEL: Record<LifecycleContenderName, string> = {
 };
 const LIFECYCLE_COLOR: Record<LifecycleContenderName, string> = { raw: '#4c72b0', deviceSet: '#dd8452', driver: '#55a868', dmsetup: '#c44e52' };
 
-/** Docker's own driver in this sandbox kernel (issue 5): the lifecycle's reference, not a contender. */
+/** Docker's own driver in this sandbox kernel: the lifecycle's reference, not a contender. */
 export const DOCKER_LIFECYCLE = 'Docker (moby v24.0.9) measured earlier in this sandbox kernel: 36 ms / 527 ms (udev off / on; 26 ms with dm.blkdiscard=false)';
 
 /** libuv thread-pool round trips among async_hooks types: each a hop to a worker and back. */
@@ -289,7 +289,7 @@ function lifecycleTargets(r: GuestResult, l: LifecycleResult): string {
       ]);
     }
   }
-  return table(['target (issue 5)', 'figure', 'met (mean)', 'met (p50)'], rows);
+  return table(['target', 'figure', 'met (mean)', 'met (p50)'], rows);
 }
 
 function hopsTable(l: LifecycleResult): string {
@@ -405,7 +405,7 @@ function openMemory(p: DsScalePoint, k: 'rss' | 'heapUsed' | 'external' | 'retai
   return medianOf(p.opens.map((o) => (k === 'retained' ? o.heapUsed - o.heapUsedBefore : o[k])));
 }
 
-/** Issue 5's targets for the DeviceSet at scale. */
+/** The targets for the DeviceSet at scale. */
 export const DS_HEAP_PER_DEVICE_LIMIT = 1024;
 export const DS_LIFECYCLE_SCALE_LIMIT = 1.2;
 /** Open time is called linear when the last size step's time per device is within this factor of the first's. */
@@ -527,7 +527,7 @@ function dsScaleTargets(d: DsScaleResult): string {
       '',
     ],
   ];
-  return table(['target (issue 5)', 'figure', 'met (mean)', 'met (p50)'], rows);
+  return table(['target', 'figure', 'met (mean)', 'met (p50)'], rows);
 }
 
 function dsScaleSection(r: GuestResult, d: DsScaleResult): string[] {
@@ -590,7 +590,7 @@ function dsConcurrencySection(r: GuestResult, d: DsConcurrencyResult): string[] 
     ),
     '',
     table(
-      ['target (issue 5)', 'figure', 'met'],
+      ['target', 'figure', 'met'],
       [[`${d.parallel} lifecycles at once: event-loop delay p99 under 20 ms`, `${d.eldConcurrent.p99.toFixed(1)} ms`, yes(d.eldConcurrent.p99 < 20)]],
     ),
   ];

@@ -2,7 +2,7 @@
 import type { BenchConfig } from './config';
 import type { Stats } from './stats';
 
-/** The single operations of issue 5, at the dm level. */
+/** The single operations measured at the dm level. */
 export const OPS = [
   'create_thin',
   'create_snap',

@@ -2,7 +2,7 @@
  * Device hashes (the caller's ids) and the device-mapper names built from them, exactly as
  * Docker's devmapper driver named things (deviceset.go: devInfo.Name, getPoolName,
  * initDevmapper's devicePrefix). A hash is also a file name in root/metadata/, so it is
- * checked before it reaches the disk or the kernel (reliability.md row 18, CVE-2014-8178).
+ * checked before it reaches the disk or the kernel (ids used as paths unchecked were CVE-2014-8178).
  */
 import { invalidArgument } from '../errors';
 import { DM_NAME_MAX_BYTES } from '../dm';

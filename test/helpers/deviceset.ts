@@ -12,7 +12,7 @@ import { SCRATCH_ROOT, uniquePrefix } from './names';
 /** Small and quick: 64 MiB base, ext4, sparse 1 GiB data file. */
 export function testOptions(extra: string[] = []): string[] {
   const opts = ['dm.basesize=64M', 'dm.loopdatasize=1G', 'dm.loopmetadatasize=64M', 'dm.fs=ext4'];
-  // Without udevd the library refuses to start unless told it is fine (reliability row 3).
+  // Without udevd the library refuses to start unless told it is fine (device nodes may race).
   if (kernelEnv().udev === 'off') opts.push('dm.override_udev_sync_check=true');
   return [...opts, ...extra];
 }

@@ -1,4 +1,4 @@
-/** The status rows `docker info` showed for a loopback devicemapper pool, in its order (moby v24, design.md). */
+/** The status rows `docker info` showed for a loopback devicemapper pool, in its order (moby v24's driver, as observed in the sandbox kernel). */
 export const DOCKER_STATUS_ROWS = [
   'Pool Name',
   'Pool Blocksize',

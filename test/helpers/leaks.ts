@@ -1,5 +1,5 @@
 /**
- * The leak check of reliability.md: after each test, nothing the test made may remain: no
+ * The leak check: after each test, nothing the test made may remain: no
  * device-mapper device with the test prefix, no mount under the test scratch root, no
  * loop device over a file there, and the same SysV semaphore count (udev cookies).
  */

@@ -1,7 +1,7 @@
 /**
- * Running out of things, for real: a pool filled until it is out of data space (row 6), a
- * pool whose metadata device fills until the kernel makes it read-only (row 7), a metadata
- * directory on a full file system (row 8), and device ids across a restart (row 9).
+ * Running out of things, for real: a pool filled until it is out of data space, a pool
+ * whose metadata device fills until the kernel makes it read-only, a metadata directory on a
+ * full file system, and device ids across a restart.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
@@ -55,7 +55,7 @@ async function activate(ds: DeviceSet, hash: string): Promise<string> {
 describeKernel('DeviceSet when things run out', () => {
   jest.setTimeout(600_000);
 
-  test('row 6: a full pool reports out_of_data_space, a writer gets ENOSPC at once, removing a device frees blocks, growing brings rw back', async () => {
+  test('a full pool reports out_of_data_space, a writer gets ENOSPC at once, removing a device frees blocks, growing brings rw back', async () => {
     await withDeviceSet(
       async (ds, root) => {
         // Thin over-provisioning: two devices of 256 MiB in a 160 MiB pool.
@@ -98,7 +98,7 @@ describeKernel('DeviceSet when things run out', () => {
     );
   });
 
-  test('row 7: metadata exhausted by real copy-on-write: the kernel makes the pool read-only, status says so, changes are refused, the process goes on', async () => {
+  test('metadata exhausted by real copy-on-write: the kernel makes the pool read-only, status says so, changes are refused, the process goes on', async () => {
     await withDeviceSet(
       async (ds, root) => {
         // A device with mappings spread over many btree leaves, then snapshots of it each
@@ -144,7 +144,7 @@ describeKernel('DeviceSet when things run out', () => {
     );
   });
 
-  test('row 8: the metadata directory on a full file system: typed ENOSPC, the pool transaction id unchanged, pool and metadata agree', async () => {
+  test('the metadata directory on a full file system: typed ENOSPC, the pool transaction id unchanged, pool and metadata agree', async () => {
     const root = await newRoot();
     const metaDir = join(root, 'metadata');
     await mkdir(metaDir, { recursive: true, mode: 0o700 });
@@ -189,7 +189,7 @@ describeKernel('DeviceSet when things run out', () => {
     }
   });
 
-  test('row 9: device ids survive a restart: the next id goes on from where it was; ids already in the pool are skipped', async () => {
+  test('device ids survive a restart: the next id goes on from where it was; ids already in the pool are skipped', async () => {
     const root = await newRoot();
     const options = testOptions();
     let ids: number[] = [];

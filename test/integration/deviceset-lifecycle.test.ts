@@ -1,7 +1,7 @@
 /**
  * A DeviceSet root end to end: Docker's layout and metadata, the seed's image / init /
  * container chain, mounts, reopening from another process, thin_check after shutdown,
- * status, and ids that must never become paths (reliability rows 13 and 18).
+ * status, and ids that must never become paths.
  */
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -154,7 +154,7 @@ describeKernel('DeviceSet life cycle', () => {
     await withDeviceSet(async (ds) => expect(await ds.list()).toEqual(['a', 'b']), { root, options });
   });
 
-  test('ids that are not safe names are refused before anything is written (row 18)', async () => {
+  test('ids that are not safe names are refused before anything is written', async () => {
     await withDeviceSet(async (ds, root) => {
       const before = (await readdir(join(root, 'metadata'))).sort();
       const longId = 'x'.repeat(128 - ds.devicePrefix.length - 1);
@@ -204,7 +204,7 @@ describeKernel('DeviceSet life cycle', () => {
     expect((await readJson(file)).next_device_id).toBe((await readJson(join(root, 'metadata', 'b'))).device_id);
   });
 
-  test('status is typed, warns about loopback, caps available by the file system under the files (row 13)', async () => {
+  test('status is typed, warns about loopback, caps available by the file system under the files', async () => {
     await withDeviceSet(async (ds) => {
       const st = await ds.status();
       expect(st.poolName).toBe(ds.poolName);
@@ -226,7 +226,7 @@ describeKernel('DeviceSet life cycle', () => {
     });
   });
 
-  test('open refuses without udev sync unless overridden (row 3)', async () => {
+  test('open refuses without udev sync unless overridden', async () => {
     if (dm.udevSyncSupported()) {
       // With udev running the check passes on its own; nothing to refuse.
       return;

@@ -1,5 +1,5 @@
 /**
- * The pool refusing changes when it cannot take them (reliability row 7, driven here by
+ * The pool refusing changes when it cannot take them (metadata exhausted, read-only or failed pools, driven here by
  * loading the pool read-only), and deferred deletion of a device someone holds open.
  */
 import { mkdir, open, readdir } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { testOptions, withDeviceSet } from '../helpers/deviceset';
 describeKernel('DeviceSet and pool states', () => {
   jest.setTimeout(300_000);
 
-  test('a read-only pool: status says so, a new device is refused with a typed error and no metadata is left (row 7)', async () => {
+  test('a read-only pool: status says so, a new device is refused with a typed error and no metadata is left', async () => {
     await withDeviceSet(async (ds, root) => {
       const status = await ds.status();
       const data = status.dataDevice as string;

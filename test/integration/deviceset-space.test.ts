@@ -1,7 +1,6 @@
 /**
- * Space and sizes: deletion returns space (row 12), base and device sizes (row 14), the
- * min_free_space guard and pool growth (row 6), adopting a pool and refusing a foreign one
- * (row 10).
+ * Space and sizes: deletion returns space, base and device sizes, the min_free_space guard
+ * and pool growth, adopting a pool and refusing a foreign one.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
@@ -44,7 +43,7 @@ async function dataUsedBlocks(pool: string): Promise<number> {
 describeKernel('DeviceSet space and sizes', () => {
   jest.setTimeout(600_000);
 
-  test('deleting a written device returns its blocks to the pool and to the loop file; the id is free again (row 12)', async () => {
+  test('deleting a written device returns its blocks to the pool and to the loop file; the id is free again', async () => {
     await withDeviceSet(async (ds, root) => {
       await ds.addDevice('w', '');
       await withMounted(ds, root, 'w', (mnt) => writeRandom(join(mnt, 'blob'), 16 * MiB));
@@ -78,7 +77,7 @@ describeKernel('DeviceSet space and sizes', () => {
     );
   });
 
-  test('sizes: per-device size below the base refused, above it the file system grows; basesize grows at reopen, never shrinks (row 14)', async () => {
+  test('sizes: per-device size below the base refused, above it the file system grows; basesize grows at reopen, never shrinks', async () => {
     const root = await newRoot();
     await withDeviceSet(
       async (ds, r) => {
@@ -142,7 +141,7 @@ describeKernel('DeviceSet space and sizes', () => {
     );
   });
 
-  test('below dm.min_free_space a new device is refused with a typed error; growing the pool lets it through (row 6)', async () => {
+  test('below dm.min_free_space a new device is refused with a typed error; growing the pool lets it through', async () => {
     await withDeviceSet(
       async (ds, root) => {
         await ds.addDevice('fill', '', { size: 256 * MiB });
@@ -163,7 +162,7 @@ describeKernel('DeviceSet space and sizes', () => {
     );
   });
 
-  test('an existing pool is adopted only while unused; a second root on it is refused; a changed base is refused (row 10)', async () => {
+  test('an existing pool is adopted only while unused; a second root on it is refused; a changed base is refused', async () => {
     await withPool(async (p) => {
       const options = testOptions([`dm.thinpooldev=/dev/mapper/${p.poolName}`]);
       const root1 = await newRoot();

@@ -1,8 +1,8 @@
 /**
  * The graph Driver in the kernel: the seed's container convention, Docker's volume layout
  * (`id` and `rootfs/` on the device), GetMetadata, Status rows, mount reference counts
- * (reliability row 11, including a SIGKILLed predecessor), Remove's rules, storage options,
- * and concurrent layers of one parent (row 16 at a modest width).
+ * (including a SIGKILLed predecessor), Remove's rules, storage options, and concurrent layers
+ * of one parent at a modest width.
  */
 import { execFile, spawn } from 'node:child_process';
 import { readFile, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
@@ -147,7 +147,7 @@ describeKernel('graph Driver', () => {
     });
   });
 
-  test('reliability row 11: get twice = one mount; the last put unmounts and deactivates; an extra put is harmless', async () => {
+  test('mount counts: get twice = one mount; the last put unmounts and deactivates; an extra put is harmless', async () => {
     await withDriver(async (driver, home) => {
       await driver.create('l1', '');
       const mp = join(home, 'mnt', 'l1');
@@ -175,7 +175,7 @@ describeKernel('graph Driver', () => {
     });
   });
 
-  test('reliability row 11: after a SIGKILL with a layer mounted, a new Driver takes the mount over', async () => {
+  test('mount counts: after a SIGKILL with a layer mounted, a new Driver takes the mount over', async () => {
     const home = await newRoot();
     const mp = join(home, 'mnt', 'c1');
     const child = await runDriverChild({ home, options: testOptions(), create: [['img', ''], ['c1', 'img']], get: 'c1' });
@@ -203,7 +203,7 @@ describeKernel('graph Driver', () => {
     }
   });
 
-  test('reliability row 1: a mount leaked into another mount namespace: put/remove succeed or EBUSY, then succeed', async () => {
+  test('a mount leaked into another mount namespace: put/remove succeed or EBUSY, then succeed', async () => {
     await withDriver(async (driver, home) => {
       await driver.create('leak', '');
       await driver.get('leak');
@@ -230,7 +230,7 @@ describeKernel('graph Driver', () => {
             outcomes.push('EBUSY');
           }
         }
-        process.stdout.write(`row 1: put ${outcomes[0]}, remove ${outcomes[1]}\n`);
+        process.stdout.write(`leaked mount: put ${outcomes[0]}, remove ${outcomes[1]}\n`);
         expect(await mountCount(mp)).toBe(0);
         if (outcomes[1] === 'EBUSY') expect(await driver.exists('leak')).toBe(true);
       } finally {
@@ -269,7 +269,7 @@ describeKernel('graph Driver', () => {
     });
   });
 
-  test('reliability row 16: remove racing get: get fails cleanly or remove is EBUSY, never a path to a deleted device', async () => {
+  test('remove racing get: get fails cleanly or remove is EBUSY, never a path to a deleted device', async () => {
     await withDriver(async (driver, home) => {
       const outcomes = { getWon: 0, removeWon: 0 };
       for (let i = 0; i < 12; i++) {
@@ -331,7 +331,7 @@ describeKernel('graph Driver', () => {
     });
   });
 
-  test('reliability row 16: 16 concurrent create+get+put+remove of snapshots of one mounted parent, 2 rounds', async () => {
+  test('16 concurrent create+get+put+remove of snapshots of one mounted parent, 2 rounds', async () => {
     await withDriver(async (driver) => {
       await driver.create('parent', '');
       const parentRoot = await driver.get('parent');
@@ -379,7 +379,7 @@ describeKernel('graph Driver', () => {
       expect(await driver.deviceSet.list()).toEqual(['parent']);
       expect((await dm.getInfo(parentName))?.suspended).toBe(false);
       // Suspensions seen mid-flight are fine (create_snap freezes the origin); none outlives a round.
-      process.stdout.write(`row 16: parent seen suspended in ${sawSuspended} samples mid-flight\n`);
+      process.stdout.write(`concurrent layers: parent seen suspended in ${sawSuspended} samples mid-flight\n`);
       await driver.put('parent');
       await driver.remove('parent');
     });

@@ -22,7 +22,7 @@ function refusal(hash: unknown, prefix = PREFIX): DevmapperError {
   throw new Error(`${JSON.stringify(hash)} was accepted`);
 }
 
-describe('checkDeviceHash (reliability.md row 18)', () => {
+describe('checkDeviceHash: ids are never used as paths unchecked', () => {
   test.each([
     ['c1', 'c1'],
     ['c1-init', 'c1-init'],

@@ -20,7 +20,7 @@ describe('DeviceIdAllocator', () => {
     const ids = new DeviceIdAllocator();
     expect(ids.nextDeviceId).toBe(0);
     expect([ids.allocate(), ids.allocate(), ids.allocate(), ids.allocate()]).toEqual([1, 2, 3, 4]);
-    // design.md: after base, image, c1-init and c1, deviceset-metadata held next_device_id 4.
+    // Docker v24, observed: after base, image, c1-init and c1, deviceset-metadata held next_device_id 4.
     expect(ids.nextDeviceId).toBe(4);
     expect(ids.usedCount).toBe(4);
   });
@@ -79,7 +79,7 @@ describe('DeviceIdAllocator', () => {
     }
   });
 
-  test('seeded nearly full (reliability.md row 9): the last free ids, in wrap-around order, then a typed error', () => {
+  test('seeded nearly full: the last free ids, in wrap-around order, then a typed error', () => {
     const free = [0, 5, 31, 32, 9_000_000, MAX_ID];
     const ids = nearlyFull(free);
     expect(ids.usedCount).toBe(MAX_ID + 1 - free.length);

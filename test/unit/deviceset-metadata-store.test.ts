@@ -44,7 +44,7 @@ async function caught(p: Promise<unknown>): Promise<DevmapperError> {
 
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
 
-describe('byte-exact files (design.md, "Docker\'s format as observed")', () => {
+describe('byte-exact files (Docker v24\'s files as observed)', () => {
   test('the files Docker v24 left after image, c1-init and c1', async () => {
     const store = new MetadataStore(root);
     await store.open();

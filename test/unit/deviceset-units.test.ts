@@ -87,7 +87,7 @@ describe('humanSize: Docker units.HumanSize', () => {
     expect(humanSize(value)).toBe(expected);
   });
 
-  test('the status rows design.md observed from Docker', () => {
+  test('the status rows observed from Docker v24', () => {
     expect(humanSize(65536)).toBe('65.54kB'); // Pool Blocksize
     expect(humanSize(536870912)).toBe('536.9MB'); // Base Device Size
   });
