@@ -5,8 +5,8 @@ import { constants as osConstants } from 'node:os';
  *
  * The addon installs its own libdevmapper log function, so these lines are captured per call
  * and never printed on stderr. Error lines are always kept; warnings, notices and debug lines
- * only up to the capture level: 5 (notice) until a DeviceSet is opened, then its
- * `dm.libdm_log_level` (see {@link DeviceSetOptions.libdmLogLevel}, default 2).
+ * only up to the call's level: a DeviceSet's `dm.libdm_log_level` for its own calls (see
+ * {@link DeviceSetOptions.libdmLogLevel}, default 2), else the process's (dm.setLogLevel, default 5).
  */
 export interface LibdmLogLine {
   /** Syslog-style level: 2 fatal, 3 error, 4 warning, 5 notice, 6 info, 7 debug. */

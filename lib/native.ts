@@ -51,6 +51,8 @@ export interface NativeTaskSpec {
   udevFlags?: number;
   /** Upper bound on the wait for udev, in ms. Default 30000. */
   udevTimeoutMs?: number;
+  /** libdm lines captured beyond errors, up to this level (2-7). Default: the process's (setLogLevel). */
+  logLevel?: number;
   /** What the caller is doing, for error messages ("create_thin 5", "activate"). */
   operation?: string;
 }

@@ -81,7 +81,7 @@ std::string FailureMessage(const TaskSpec& s, int err, const std::vector<LogLine
 // Bounded wait for udev to finish with a cookie. The libdm lock is taken per poll, not for
 // the whole wait, so other device-mapper calls proceed while udev works. On timeout the
 // cookie's semaphore is completed and destroyed by us, so none is ever left behind.
-void WaitCookie(uint32_t cookie, uint32_t timeout_ms, TaskResult* r) {
+void WaitCookie(uint32_t cookie, uint32_t timeout_ms, int log_level, TaskResult* r) {
   using clock = std::chrono::steady_clock;
   const auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms);
   auto delay = std::chrono::microseconds(50);
@@ -89,13 +89,13 @@ void WaitCookie(uint32_t cookie, uint32_t timeout_ms, TaskResult* r) {
     int ready = 0;
     int ok;
     {
-      LibdmCall call(&r->logs);
+      LibdmCall call(&r->logs, log_level);
       ok = dm_udev_wait_immediate(cookie, &ready);
     }
     // ok == 0: libdevmapper gave up on this cookie (and destroyed its semaphore itself).
     if (!ok || ready) return;
     if (clock::now() >= deadline) {
-      LibdmCall call(&r->logs);
+      LibdmCall call(&r->logs, log_level);
       dm_udev_complete(cookie);
       dm_udev_wait(cookie);
       r->udev_timed_out = true;
@@ -268,6 +268,7 @@ TaskSpec TaskSpecFromJs(const Napi::Object& o) {
   s.use_cookie = node_changing && GetBool(o, "udev", true);
   s.udev_flags = static_cast<uint16_t>(GetU64(o, "udevFlags", 0) & 0xffff);
   s.udev_timeout_ms = static_cast<uint32_t>(GetU64(o, "udevTimeoutMs", 30000));
+  if (Has(o, "logLevel")) s.log_level = static_cast<int>(GetU64(o, "logLevel", 0) & 0xf);
   s.operation = GetString(o, "operation");
   return s;
 }
@@ -317,16 +318,16 @@ void RunLocked(const TaskSpec& spec, TaskResult* r, NativeError* e, uint32_t* co
 void RunTask(const TaskSpec& spec, TaskResult* r, NativeError* e) {
   uint32_t cookie = 0;
   {
-    LibdmCall call(&r->logs);
+    LibdmCall call(&r->logs, spec.log_level);
     RunLocked(spec, r, e, &cookie);
   }
-  if (cookie != 0) WaitCookie(cookie, spec.udev_timeout_ms, r);
+  if (cookie != 0) WaitCookie(cookie, spec.udev_timeout_ms, spec.log_level, r);
   r->cookie = cookie;
   if (e->set) e->logs = r->logs;
 }
 
 bool TryRunTask(const TaskSpec& spec, TaskResult* r, NativeError* e) {
-  LibdmCall call(&r->logs, std::try_to_lock);
+  LibdmCall call(&r->logs, std::try_to_lock, spec.log_level);
   if (!call.owns()) return false;
   uint32_t cookie = 0;
   RunLocked(spec, r, e, &cookie);

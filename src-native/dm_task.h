@@ -43,6 +43,7 @@ struct TaskSpec {
   bool use_cookie = false;  // create, resume, remove and rename carry a udev cookie
   uint16_t udev_flags = 0;
   uint32_t udev_timeout_ms = 30000;
+  int log_level = -1;     // libdm lines captured beyond errors; -1: the process's level
   std::string operation;  // for error messages: "create_thin 5", "activate", ...
 };
 

@@ -14,6 +14,7 @@ namespace {
 std::mutex libdm_mutex;
 std::vector<LogLine>* current_sink = nullptr;  // guarded by libdm_mutex
 std::atomic<int> capture_level{5};
+int call_level = -1;  // guarded by libdm_mutex: the running call's own level, -1 for none
 std::once_flag logging_once;
 
 void CaptureLog(int level, const char* file, int line, int dm_errno_or_class, const char* f, ...) {
@@ -25,7 +26,9 @@ void CaptureLog(int level, const char* file, int line, int dm_errno_or_class, co
   // Error lines are always kept, whatever the level: a failed call's errno may come only
   // from them (see RunTask). The level decides about warnings, notices and debug lines.
   if (current_sink == nullptr) return;
-  if (level > 3 && level > capture_level.load(std::memory_order_relaxed)) return;
+  const int max_level =
+      call_level >= 0 ? call_level : capture_level.load(std::memory_order_relaxed);
+  if (level > 3 && level > max_level) return;
   char buf[1024];
   va_list ap;
   va_start(ap, f);
@@ -40,17 +43,24 @@ void CaptureLog(int level, const char* file, int line, int dm_errno_or_class, co
 
 }  // namespace
 
-LibdmCall::LibdmCall(std::vector<LogLine>* sink) : lock_(libdm_mutex) {
+LibdmCall::LibdmCall(std::vector<LogLine>* sink, int level) : lock_(libdm_mutex) {
   current_sink = sink;
+  call_level = level;
 }
 
-LibdmCall::LibdmCall(std::vector<LogLine>* sink, std::try_to_lock_t)
+LibdmCall::LibdmCall(std::vector<LogLine>* sink, std::try_to_lock_t, int level)
     : lock_(libdm_mutex, std::try_to_lock) {
-  if (lock_.owns_lock()) current_sink = sink;
+  if (lock_.owns_lock()) {
+    current_sink = sink;
+    call_level = level;
+  }
 }
 
 LibdmCall::~LibdmCall() {
-  if (lock_.owns_lock()) current_sink = nullptr;
+  if (lock_.owns_lock()) {
+    current_sink = nullptr;
+    call_level = -1;
+  }
 }
 
 void InitLibdmLogging() {

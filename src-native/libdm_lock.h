@@ -20,13 +20,15 @@ struct LogLine {
   std::string message;
 };
 
-// Holds the libdm mutex for its lifetime and collects the log lines of that span.
+// Holds the libdm mutex for its lifetime and collects the log lines of that span, beyond
+// errors up to `level` (-1: the process's level, SetLibdmLogLevel), so that a caller with its
+// own level (a DeviceSet's dm.libdm_log_level) does not change anyone else's.
 class LibdmCall {
  public:
-  explicit LibdmCall(std::vector<LogLine>* sink);
+  explicit LibdmCall(std::vector<LogLine>* sink, int level = -1);
   // Takes the mutex only if it is free: owns() says whether it did (and then only is the sink
   // installed). For the JS thread, which must not wait behind another thread's ioctl.
-  LibdmCall(std::vector<LogLine>* sink, std::try_to_lock_t);
+  LibdmCall(std::vector<LogLine>* sink, std::try_to_lock_t, int level = -1);
   ~LibdmCall();
   bool owns() const { return lock_.owns_lock(); }
   LibdmCall(const LibdmCall&) = delete;
@@ -40,8 +42,9 @@ class LibdmCall {
 // libdevmapper must never print on the user's stderr.
 void InitLibdmLogging();
 
-// Highest level captured beyond errors (default 5, notice; error lines are always kept).
-// Debug lines cost formatting on every call.
+// The process's highest level captured beyond errors (default 5, notice; error lines are
+// always kept), for calls that bring no level of their own. Debug lines cost formatting on
+// every call.
 void SetLibdmLogLevel(int level);
 int GetLibdmLogLevel();
 

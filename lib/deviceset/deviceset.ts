@@ -7,7 +7,6 @@ import { EventEmitter } from 'node:events';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
-import { native } from '../native';
 import { EventQueue, KeyedLock } from '../util';
 import { BASE_HASH, setupBaseImage } from './base-image';
 import {
@@ -71,6 +70,9 @@ export interface DeviceSetEvents {
   'pool-event': [PoolEvent];
 }
 
+/** What this DeviceSet's device-mapper tasks run with, instead of the process's settings. */
+const taskSettings = (o: ResolvedOptions): dm.TaskSettings => ({ udevTimeoutMs: o.udevWaitTimeoutMs, logLevel: o.libdmLogLevel });
+
 /**
  * Docker's devicemapper DeviceSet: one thin pool, a base device with a file system, and thin
  * snapshots named by hash, with Docker's on-disk metadata and device names so a root written
@@ -131,7 +133,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     const emitter = this as EventEmitter;
     emitter.on('newListener', (name: string | symbol) => {
       if (name === 'pool-event' && !this.s.closed && !this.poolEvents.watching) {
-        this.poolEvents.start();
+        this.scoped(() => this.poolEvents.start());
         publishStep({ ...this.stepContext('pool-watch'), detail: { watching: true } }, true);
       }
     });
@@ -174,10 +176,12 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * devices with autoclear; with dm.datadev and dm.metadatadev on raw devices; with
    * dm.thinpooldev an existing pool (adopted only while it has no used data blocks and
    * transaction id 0). An active pool of our name is reused: a restart adopts, it does not
-   * create. The root is made 0700. Options also set process-wide state: the libdevmapper log
-   * level and the dm layer's udev wait bound ({@link dm.setTaskDefaults}). A refused open
-   * deactivates what it activated. The root is locked (root/.devmapper-lock, flock) until
-   * shutdown or release: one DeviceSet per root at a time, across processes.
+   * create. The root is made 0700. The udev wait bound (udevWaitTimeoutMs) and the libdm log
+   * level (dm.libdm_log_level) apply to this DeviceSet's own device-mapper tasks only
+   * ({@link dm.withTaskSettings}); the process-wide settings ({@link dm.setTaskDefaults},
+   * {@link dm.setLogLevel}) are left alone. A refused open deactivates what it activated.
+   * The root is locked (root/.devmapper-lock, flock) until shutdown or release: one
+   * DeviceSet per root at a time, across processes.
    *
    * @param root absolute path of the root directory (created if missing)
    * @param openOptions doInit (default true) and the options
@@ -233,9 +237,15 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
 
   private static async doOpen(root: string, openOptions: DeviceSetOpenOptions, foundPool: (name: string) => void): Promise<DeviceSet> {
     const options = resolveOptions(openOptions.options ?? []);
-    native().setLogLevel(options.libdmLogLevel);
-    dm.setTaskDefaults({ udevTimeoutMs: options.udevWaitTimeoutMs });
+    return dm.withTaskSettings(taskSettings(options), () => DeviceSet.openResolved(root, openOptions, options, foundPool));
+  }
 
+  private static async openResolved(
+    root: string,
+    openOptions: DeviceSetOpenOptions,
+    options: ResolvedOptions,
+    foundPool: (name: string) => void,
+  ): Promise<DeviceSet> {
     if (!dm.udevSyncSupported() && !options.overrideUdevSyncCheck)
       throw new DevmapperError(
         'udev sync is not supported here (no udevd running, or DM_DISABLE_UDEV set): device nodes may race. Start udevd, or set dm.override_udev_sync_check=true',
@@ -372,7 +382,12 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   }
 
   private lockDevice<T>(hash: string, fn: () => Promise<T>): Promise<T> {
-    return this.s.locks.run(deviceLock(hash), fn);
+    return this.scoped(() => this.s.locks.run(deviceLock(hash), fn));
+  }
+
+  /** Runs fn with this DeviceSet's udev wait bound and libdm log level on each task it starts. */
+  private scoped<T>(fn: () => T): T {
+    return dm.withTaskSettings(taskSettings(this.s.options), fn);
   }
 
   /**
@@ -568,7 +583,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   async getDeviceStatus(hash: string): Promise<DeviceStatus> {
     const meta = this.s.devices.get(hash);
     if (!meta) throw unknownDevice(hash);
-    return deviceStatus(this.s, hash, meta);
+    return this.scoped(() => deviceStatus(this.s, hash, meta));
   }
 
   /**
@@ -579,7 +594,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    */
   async status(): Promise<DeviceSetStatus> {
     this.checkOpen();
-    return deviceSetStatus(this.s);
+    return this.scoped(() => deviceSetStatus(this.s));
   }
 
   /**
@@ -596,12 +611,14 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   async resizePool(bytes: number | null): Promise<void> {
     this.checkOpen();
     if (bytes !== null && (!Number.isSafeInteger(bytes) || bytes <= 0)) throw invalidArgument('bytes', 'a positive size in bytes', bytes);
-    await tracedStep(this.stepContext('resize'), async () => {
-      await withPoolLock(this.s, () => growPool(this.s.pool, bytes));
-      // The kernel signals a change of mode, but not a pool that is simply no longer below
-      // its low-water mark: read it now so that the next crossing is reported.
-      await this.poolEvents.refresh();
-    });
+    await tracedStep(this.stepContext('resize'), () =>
+      this.scoped(async () => {
+        await withPoolLock(this.s, () => growPool(this.s.pool, bytes));
+        // The kernel signals a change of mode, but not a pool that is simply no longer below
+        // its low-water mark: read it now so that the next crossing is reported.
+        await this.poolEvents.refresh();
+      }),
+    );
   }
 
   /**
@@ -645,7 +662,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * Every step is tried; the first failure is thrown at the end.
    */
   shutdown(): Promise<void> {
-    this.shutdownPromise ??= tracedStep(this.stepContext('shutdown'), () => this.doShutdown(false));
+    this.shutdownPromise ??= tracedStep(this.stepContext('shutdown'), () => this.scoped(() => this.doShutdown(false)));
     return this.shutdownPromise;
   }
 
@@ -657,7 +674,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * first of the two called decides.
    */
   release(): Promise<void> {
-    this.shutdownPromise ??= this.doShutdown(true);
+    this.shutdownPromise ??= this.scoped(() => this.doShutdown(true));
     return this.shutdownPromise;
   }
 

@@ -14,31 +14,6 @@ export type Filesystem = 'ext4' | 'xfs';
 const SECTOR_BYTES = 512;
 const GIB = 1024 ** 3;
 
-/** Docker's defaults (deviceset.go: defaultDataLoopbackSize and friends, NewDeviceSet). */
-export const DOCKER_DEFAULTS = Object.freeze({
-  baseSizeBytes: 10 * GIB,
-  loopDataSizeBytes: 100 * GIB,
-  loopMetadataSizeBytes: 2 * GIB,
-  /** 64 KiB: defaultThinpBlockSize = 128 sectors. */
-  blockSizeBytes: MIN_POOL_BLOCK_SIZE_SECTORS * SECTOR_BYTES,
-  minFreeSpacePercent: 10,
-  /** pkg/devicemapper's DefaultLogger starts at LogLevelFatal. */
-  libdmLogLevel: 2,
-  /** The deletion worker's ticker: time.NewTicker(30 * time.Second). */
-  deferredDeletionRetryMs: 30_000,
-});
-
-/** Defaults of the options this library adds to Docker's. */
-export const LIBRARY_DEFAULTS = Object.freeze({
-  udevWaitTimeoutMs: 30_000,
-  /** The budget of busy retries when deactivating a device, as dm.removeDevice's default. */
-  removeRetryBudgetMs: 5_000,
-  /** Queue writes to a full pool, as Docker's pools did (the kernel's default). */
-  errorIfNoSpace: false,
-  /** The pool table's low-water mark in data blocks: Docker's thin-pool tables carried 32768. */
-  lowWaterMarkBlocks: 32768,
-});
-
 /** libdm's log levels (lvm2 lib/log/log.h), the range Docker's dm.libdm_log_level allowed. */
 const LIBDM_LOG_LEVEL_MIN = 2; // _LOG_FATAL
 const LIBDM_LOG_LEVEL_MAX = 7; // _LOG_DEBUG
@@ -48,318 +23,350 @@ const XFS_RETRIES_EXPECTED = `a retry count from 0 to ${XFS_MAX_RETRIES_MAX}`;
 /** setTimeout's limit, for the millisecond options. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The settings while they are read, by ResolvedOptions field (what a computed default sees). */
+type Settings = Record<string, unknown>;
+
 /**
- * The options as a typed object: Docker's keys in camelCase. Sizes are a number of bytes or
- * a size string as dm.basesize took ("10G"). `null` and `undefined` mean "not set".
+ * One option of the table below. `field` is the one ResolvedOptions field it sets, with that
+ * field's doc and its default: a value, or a function of the other settings where Docker's
+ * default depended on them. The typed parser's parameter is the option's type in
+ * {@link DeviceSetOptions}; the parsers' result is the field's type.
  */
-export interface DeviceSetOptions {
+interface OptionSpec<In, Out, Field extends Settings> {
+  /** Docker's key; null for this library's own options (typed object only, so that no 'dm.' key means something Docker would refuse). */
+  docker: string | null;
+  field: Field;
+  /** Reads the typed object's value; `current` is the setting so far (the repeatable options add to it). */
+  typed(value: In, argument: string, current: Out): Out;
+  /** Reads the value of a 'dm.key=value' string. */
+  text?(value: string, argument: string, current: Out): Out;
+}
+
+/** Docker's direct-lvm keys: known, refused here. */
+interface UnsupportedSpec {
+  docker: string;
+  unsupported: true;
+}
+
+/** Types the parsers of one option (their parameters then need no annotation but the typed value's). */
+function option<In, Out, Field extends Settings>(spec: OptionSpec<In, Out, Field>): OptionSpec<In, Out, Field> {
+  return spec;
+}
+
+const unsupported = (docker: string): UnsupportedSpec => ({ docker, unsupported: true });
+
+/**
+ * Every option, once, in Docker's order (NewDeviceSet's switch), then ours: the doc above a
+ * key is the {@link DeviceSetOptions} field's, the doc inside `field` the
+ * {@link ResolvedOptions} field's. Unknown-key messages list the keys in this order.
+ */
+const OPTIONS = {
   /** dm.basesize: size of the base device, and so of every new image and container. Default 10 GiB. */
-  baseSize?: number | string;
+  baseSize: option({
+    docker: 'dm.basesize',
+    field: {
+      /** dm.basesize in bytes. */
+      baseSizeBytes: 10 * GIB,
+    },
+    typed: (v: number | string, a) => typedSize(v, a),
+    text: (v, a) => positiveSize(parseSize(v, a), a, v),
+  }),
   /** dm.loopdatasize: size of the sparse data file devicemapper/data. Default 100 GiB. */
-  loopDataSize?: number | string;
+  loopDataSize: option({
+    docker: 'dm.loopdatasize',
+    field: {
+      /** dm.loopdatasize in bytes: the data loop file is created (or grown) to this. */
+      loopDataSizeBytes: 100 * GIB,
+    },
+    typed: (v: number | string, a) => typedSize(v, a),
+    text: (v, a) => positiveSize(parseSize(v, a), a, v),
+  }),
   /** dm.loopmetadatasize: size of the sparse metadata file devicemapper/metadata. Default 2 GiB. */
-  loopMetadataSize?: number | string;
+  loopMetadataSize: option({
+    docker: 'dm.loopmetadatasize',
+    field: {
+      /** dm.loopmetadatasize in bytes: the metadata loop file is created (or grown) to this. */
+      loopMetadataSizeBytes: 2 * GIB,
+    },
+    typed: (v: number | string, a) => typedSize(v, a),
+    text: (v, a) => positiveSize(parseSize(v, a), a, v),
+  }),
   /** dm.fs: file system of the base device. Unset or '': xfs when supported, else ext4, as Docker chose. */
-  fs?: Filesystem | '' | null;
+  fs: option({
+    docker: 'dm.fs',
+    field: {
+      /** dm.fs; null: not chosen (xfs when mkfs.xfs and the kernel's xfs are there, else ext4; an existing base keeps its own). */
+      fs: null,
+    },
+    typed: (v: Filesystem | '' | null, a): Filesystem | null => (v === '' ? null : filesystem(v, a)),
+    // Docker compared the value exactly: "XFS" and "" were refused.
+    text: (v, a) => filesystem(v, a),
+  }),
   /** dm.mkfsarg (repeatable): extra arguments for mkfs. */
-  mkfsArgs?: readonly string[];
+  mkfsArgs: option({
+    docker: 'dm.mkfsarg',
+    field: {
+      /** dm.mkfsarg values in order. */
+      mkfsArgs: [] as readonly string[],
+    },
+    typed: (v: readonly string[], a, current: readonly string[]): readonly string[] => {
+      if (!Array.isArray(v)) throw invalidArgument(a, 'an array of mkfs arguments', v);
+      return [...current, ...v.map((arg: unknown) => mkfsArg(arg, a))];
+    },
+    text: (v, a, current) => [...current, mkfsArg(v, a)],
+  }),
   /** dm.mountopt (repeatable): extra mount options, comma-separated. */
-  mountOpt?: string | readonly string[];
+  mountOpt: option({
+    docker: 'dm.mountopt',
+    field: {
+      /** dm.mountopt values joined with commas as Docker did; '' when none. */
+      mountOptions: '',
+    },
+    typed: (v: string | readonly string[], a, current: string) => {
+      const list: unknown[] = Array.isArray(v) ? v : [v];
+      return list.reduce<string>((joined, opt) => joinMountOptions(joined, mountOpt(opt, a)), current);
+    },
+    text: (v, a, current) => joinMountOptions(current, mountOpt(v, a)),
+  }),
   /** dm.datadev: block device for the pool's data instead of a loop file. */
-  dataDev?: string;
+  dataDev: option({
+    docker: 'dm.datadev',
+    field: {
+      /** dm.datadev, or null for the loop file. */
+      dataDevice: null,
+    },
+    typed: (v: string, a) => devicePath(v, a),
+    text: (v, a) => devicePath(v, a),
+  }),
   /** dm.metadatadev: block device for the pool's metadata instead of a loop file. */
-  metadataDev?: string;
+  metadataDev: option({
+    docker: 'dm.metadatadev',
+    field: {
+      /** dm.metadatadev, or null for the loop file. */
+      metadataDevice: null,
+    },
+    typed: (v: string, a) => devicePath(v, a),
+    text: (v, a) => devicePath(v, a),
+  }),
   /** dm.thinpooldev: an existing thin pool to use ("/dev/mapper/" is stripped). */
-  thinPoolDev?: string;
+  thinPoolDev: option({
+    docker: 'dm.thinpooldev',
+    field: {
+      /** dm.thinpooldev as a device-mapper name (no /dev/mapper/), or null for our own pool. */
+      thinPoolDevice: null,
+    },
+    typed: (v: string, a) => thinPool(v, a),
+    text: (v, a) => thinPool(v, a),
+  }),
   /** dm.blocksize: pool data block size, a multiple of 64 KiB from 64 KiB to 1 GiB. Default 64 KiB. */
-  blockSize?: number | string;
+  blockSize: option({
+    docker: 'dm.blocksize',
+    field: {
+      /** dm.blocksize in bytes. */
+      blockSizeBytes: MIN_POOL_BLOCK_SIZE_SECTORS * SECTOR_BYTES,
+    },
+    typed: (v: number | string, a) => blockSize(typedSize(v, a), a, v),
+    text: (v, a) => blockSize(parseSize(v, a), a, v),
+  }),
   /** dm.blkdiscard: discard a device's blocks before deleting it. Default true, false on raw devices and thinpooldev. */
-  blkDiscard?: boolean;
+  blkDiscard: option({
+    docker: 'dm.blkdiscard',
+    field: {
+      /** dm.blkdiscard, with Docker's default: true, but false with dm.datadev or dm.thinpooldev. */
+      blkDiscard: (s: Settings) => s.dataDevice === null && s.thinPoolDevice === null,
+    },
+    typed: (v: boolean, a) => typedBool(v, a),
+    text: (v, a) => goParseBool(v, a),
+  }),
   /** dm.override_udev_sync_check: run without udev sync. Default false. */
-  overrideUdevSyncCheck?: boolean;
+  overrideUdevSyncCheck: option({
+    docker: 'dm.override_udev_sync_check',
+    field: {
+      /** dm.override_udev_sync_check. */
+      overrideUdevSyncCheck: false,
+    },
+    typed: (v: boolean, a) => typedBool(v, a),
+    text: (v, a) => goParseBool(v, a),
+  }),
   /** dm.use_deferred_removal. Default false. */
-  useDeferredRemoval?: boolean;
+  useDeferredRemoval: option({
+    docker: 'dm.use_deferred_removal',
+    field: {
+      /**
+       * dm.use_deferred_removal. Docker v20.10+ turned deferred removal and deletion on by
+       * default when the kernel (dm 4.27+) and libdm supported them; here they are off unless
+       * asked for (see `explicitKeys` to tell the two apart).
+       */
+      useDeferredRemoval: false,
+    },
+    typed: (v: boolean, a) => typedBool(v, a),
+    text: (v, a) => goParseBool(v, a),
+  }),
   /** dm.use_deferred_deletion (needs deferred removal). Default false. */
-  useDeferredDeletion?: boolean;
+  useDeferredDeletion: option({
+    docker: 'dm.use_deferred_deletion',
+    field: {
+      /** dm.use_deferred_deletion (implies useDeferredRemoval, checked). */
+      useDeferredDeletion: false,
+    },
+    typed: (v: boolean, a) => typedBool(v, a),
+    text: (v, a) => goParseBool(v, a),
+  }),
   /** dm.min_free_space: percentage (0-99) of pool data and metadata that must stay free; 10 or "10%". Default 10. */
-  minFreeSpace?: number | string;
+  minFreeSpace: option({
+    docker: 'dm.min_free_space',
+    field: {
+      /** dm.min_free_space, 0-99; 0 turns the check off. */
+      minFreeSpacePercent: 10,
+    },
+    typed: (v: number | string, a) =>
+      typeof v === 'string' ? percentText(v, a) : integerIn(v, 0, 99, a, 'a whole percentage from 0 to 99'),
+    text: (v, a) => percentText(v, a),
+  }),
   /** dm.xfs_nospace_max_retries: xfs's metadata ENOSPC max_retries for mounted devices. Default: kernel's. */
-  xfsNospaceMaxRetries?: number;
-  /** dm.libdm_log_level: 2 (fatal) to 7 (debug). Default 2, Docker's. */
-  libdmLogLevel?: number;
+  xfsNospaceMaxRetries: option({
+    docker: 'dm.xfs_nospace_max_retries',
+    field: {
+      /** dm.xfs_nospace_max_retries; null: leave the kernel's setting alone. */
+      xfsNospaceMaxRetries: null,
+    },
+    typed: (v: number, a) => integerIn(v, 0, XFS_MAX_RETRIES_MAX, a, XFS_RETRIES_EXPECTED),
+    text: (v, a) => goParseUint(v, XFS_MAX_RETRIES_MAX, a, XFS_RETRIES_EXPECTED),
+  }),
+  /** dm.libdm_log_level: 2 (fatal) to 7 (debug). Default 2, Docker's (pkg/devicemapper's DefaultLogger started at LogLevelFatal). */
+  libdmLogLevel: option({
+    docker: 'dm.libdm_log_level',
+    field: {
+      /** dm.libdm_log_level, 2-7. */
+      libdmLogLevel: LIBDM_LOG_LEVEL_MIN,
+    },
+    typed: (v: number, a) => integerIn(v, LIBDM_LOG_LEVEL_MIN, LIBDM_LOG_LEVEL_MAX, a, LOG_LEVEL_EXPECTED),
+    text: (v, a) => goParseLogLevel(v, a),
+  }),
+  /** dm.directlvm_device: not supported (direct-lvm setup). */
+  directLvmDevice: unsupported('dm.directlvm_device'),
+  /** dm.directlvm_device_force: not supported (direct-lvm setup). */
+  directLvmDeviceForce: unsupported('dm.directlvm_device_force'),
+  /** dm.thinp_percent: not supported (direct-lvm setup). */
+  thinpPercent: unsupported('dm.thinp_percent'),
+  /** dm.thinp_metapercent: not supported (direct-lvm setup). */
+  thinpMetaPercent: unsupported('dm.thinp_metapercent'),
+  /** dm.thinp_autoextend_percent: not supported (direct-lvm setup). */
+  thinpAutoextendPercent: unsupported('dm.thinp_autoextend_percent'),
+  /** dm.thinp_autoextend_threshold: not supported (direct-lvm setup). */
+  thinpAutoextendThreshold: unsupported('dm.thinp_autoextend_threshold'),
   /** Ours: how long to wait for udev to confirm a device-mapper operation, in ms. Default 30000. */
-  udevWaitTimeoutMs?: number;
+  udevWaitTimeoutMs: option({
+    docker: null,
+    field: {
+      /** Ours: udev wait bound in ms, for every device-mapper task this DeviceSet runs. */
+      udevWaitTimeoutMs: 30_000,
+    },
+    typed: (v: number, a) => integerIn(v, 1, MAX_TIMER_MS, a, `a timeout in ms from 1 to ${MAX_TIMER_MS}`),
+  }),
   /** Ours: how often to retry deferred deletions, in ms. Default 30000, Docker's worker tick. */
-  deferredDeletionRetryMs?: number;
+  deferredDeletionRetryMs: option({
+    docker: null,
+    field: {
+      /** Ours (Docker's worker tick, time.NewTicker(30 * time.Second)): interval between deferred deletion retries in ms. */
+      deferredDeletionRetryMs: 30_000,
+    },
+    typed: (v: number, a) => integerIn(v, 1, MAX_TIMER_MS, a, `an interval in ms from 1 to ${MAX_TIMER_MS}`),
+  }),
   /** Ours: how long to keep retrying a busy device's removal, in ms. Default 5000. */
-  removeRetryBudgetMs?: number;
+  removeRetryBudgetMs: option({
+    docker: null,
+    field: {
+      /** Ours: budget of busy retries when deactivating a device, in ms (dm.removeDevice's default). */
+      removeRetryBudgetMs: 5_000,
+    },
+    typed: (v: number, a) => integerIn(v, 0, MAX_TIMER_MS, a, `a budget in ms from 0 to ${MAX_TIMER_MS}`),
+  }),
   /**
    * Ours: create the pool with the kernel's `error_if_no_space` feature, so that a write to a
    * full pool fails at once with ENOSPC instead of queueing (for up to the dm-thin module's
    * no_space_timeout, 60 s by default). Applies when this DeviceSet creates the pool; a
    * resize keeps the live table's features. Default false (queue), as Docker's pools did.
    */
-  errorIfNoSpace?: boolean;
+  errorIfNoSpace: option({
+    docker: null,
+    field: {
+      /** Ours: the pool is created with error_if_no_space. */
+      errorIfNoSpace: false,
+    },
+    typed: (v: boolean, a) => typedBool(v, a),
+  }),
   /**
    * Ours: the pool's low-water mark, in data blocks: the kernel raises an event (a
    * 'low-water' pool event) when free data blocks fall to it. Used when this DeviceSet
    * creates or grows its pool. Default 32768, Docker's.
    */
-  lowWaterMarkBlocks?: number;
-  /** dm.directlvm_device: not supported (direct-lvm setup). */
-  directLvmDevice?: never;
-  /** dm.directlvm_device_force: not supported (direct-lvm setup). */
-  directLvmDeviceForce?: never;
-  /** dm.thinp_percent: not supported (direct-lvm setup). */
-  thinpPercent?: never;
-  /** dm.thinp_metapercent: not supported (direct-lvm setup). */
-  thinpMetaPercent?: never;
-  /** dm.thinp_autoextend_percent: not supported (direct-lvm setup). */
-  thinpAutoextendPercent?: never;
-  /** dm.thinp_autoextend_threshold: not supported (direct-lvm setup). */
-  thinpAutoextendThreshold?: never;
-}
+  lowWaterMarkBlocks: option({
+    docker: null,
+    field: {
+      /** Ours: the pool table's low-water mark in data blocks. */
+      lowWaterMarkBlocks: 32768,
+    },
+    typed: (v: number, a) => integerIn(v, 0, Number.MAX_SAFE_INTEGER, a, 'a number of data blocks, 0 or more'),
+  }),
+};
 
-/** The options after parsing and defaults, units in the names. Frozen. */
-export interface ResolvedOptions {
-  /** dm.basesize in bytes. */
-  readonly baseSizeBytes: number;
+type Table = typeof OPTIONS;
+type InputOf<S> = S extends { typed(value: infer In, ...rest: never[]): unknown } ? In : never;
+/** A default that is a function of the other settings is not part of the field's type. */
+type StaticDefault<D> = D extends (s: Settings) => unknown ? never : D;
+type FieldsOf<S> =
+  S extends { field: infer Field; typed(...args: never[]): infer Out }
+    ? { readonly [F in keyof Field]: Out | StaticDefault<Field[F]> }
+    : Record<never, never>;
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+/** An intersection as one object type, its fields keeping their docs. */
+type Flat<T> = { [K in keyof T]: T[K] };
+
+/**
+ * The options as a typed object: Docker's keys in camelCase. Sizes are a number of bytes or
+ * a size string as dm.basesize took ("10G"). `null` and `undefined` mean "not set".
+ *
+ * @interface
+ */
+export type DeviceSetOptions = { [K in keyof Table]?: InputOf<Table[K]> };
+
+/** The fields of {@link ResolvedOptions} that no single option sets. */
+interface ResolvedExtras {
   /** dm.basesize was given: Docker only grows an existing base device then (its userBaseSize). */
   readonly baseSizeExplicit: boolean;
-  /** dm.loopdatasize in bytes: the data loop file is created (or grown) to this. */
-  readonly loopDataSizeBytes: number;
-  /** dm.loopmetadatasize in bytes: the metadata loop file is created (or grown) to this. */
-  readonly loopMetadataSizeBytes: number;
-  /** dm.fs; null: not chosen (xfs when mkfs.xfs and the kernel's xfs are there, else ext4; an existing base keeps its own). */
-  readonly fs: Filesystem | null;
-  /** dm.mkfsarg values in order. */
-  readonly mkfsArgs: readonly string[];
-  /** dm.mountopt values joined with commas as Docker did; '' when none. */
-  readonly mountOptions: string;
-  /** dm.datadev, or null for the loop file. */
-  readonly dataDevice: string | null;
-  /** dm.metadatadev, or null for the loop file. */
-  readonly metadataDevice: string | null;
-  /** dm.thinpooldev as a device-mapper name (no /dev/mapper/), or null for our own pool. */
-  readonly thinPoolDevice: string | null;
-  /** dm.blocksize in bytes. */
-  readonly blockSizeBytes: number;
   /** dm.blocksize in 512-byte sectors, as the thin-pool table takes it. */
   readonly blockSizeSectors: number;
-  /** dm.blkdiscard, with Docker's default: true, but false with dm.datadev or dm.thinpooldev. */
-  readonly blkDiscard: boolean;
-  /** dm.override_udev_sync_check. */
-  readonly overrideUdevSyncCheck: boolean;
-  /**
-   * dm.use_deferred_removal. Docker v20.10+ turned deferred removal and deletion on by
-   * default when the kernel (dm 4.27+) and libdm supported them; here they are off unless
-   * asked for (see `explicitKeys` to tell the two apart).
-   */
-  readonly useDeferredRemoval: boolean;
-  /** dm.use_deferred_deletion (implies useDeferredRemoval, checked). */
-  readonly useDeferredDeletion: boolean;
-  /** dm.min_free_space, 0-99; 0 turns the check off. */
-  readonly minFreeSpacePercent: number;
-  /** dm.xfs_nospace_max_retries; null: leave the kernel's setting alone. */
-  readonly xfsNospaceMaxRetries: number | null;
-  /** dm.libdm_log_level, 2-7. */
-  readonly libdmLogLevel: number;
-  /** Ours: udev wait bound in ms. */
-  readonly udevWaitTimeoutMs: number;
-  /** Ours (Docker's worker tick): interval between deferred deletion retries in ms. */
-  readonly deferredDeletionRetryMs: number;
-  /** Ours: budget of busy retries when deactivating a device, in ms. */
-  readonly removeRetryBudgetMs: number;
-  /** Ours: the pool is created with error_if_no_space. */
-  readonly errorIfNoSpace: boolean;
-  /** Ours: the pool table's low-water mark in data blocks. */
-  readonly lowWaterMarkBlocks: number;
   /** The Docker keys ('dm.basesize', ...) that were set explicitly, whichever form was used; our own options by their camelCase names. */
   readonly explicitKeys: readonly string[];
 }
 
-/** A setting under construction: what each key parser may change. */
-interface Draft {
-  baseSizeBytes: number;
-  loopDataSizeBytes: number;
-  loopMetadataSizeBytes: number;
-  fs: Filesystem | null;
-  mkfsArgs: string[];
-  mountOptions: string;
-  dataDevice: string | null;
-  metadataDevice: string | null;
-  thinPoolDevice: string | null;
-  blockSizeBytes: number;
-  blkDiscard: boolean | null;
-  overrideUdevSyncCheck: boolean;
-  useDeferredRemoval: boolean;
-  useDeferredDeletion: boolean;
-  minFreeSpacePercent: number;
-  xfsNospaceMaxRetries: number | null;
-  libdmLogLevel: number;
-  udevWaitTimeoutMs: number;
-  deferredDeletionRetryMs: number;
-  removeRetryBudgetMs: number;
-  errorIfNoSpace: boolean;
-  lowWaterMarkBlocks: number;
-}
+/**
+ * The options after parsing and defaults, units in the names. Frozen.
+ *
+ * @interface
+ */
+export type ResolvedOptions = Flat<UnionToIntersection<{ [K in keyof Table]: FieldsOf<Table[K]> }[keyof Table]> & ResolvedExtras>;
 
-/** How one key reads its value: `text` from a 'dm.key=value' string, `typed` from the object. */
+/** One option as resolveOptions walks it. */
 interface KeySpec {
-  docker: string | null;
   camel: string;
-  text?: (d: Draft, value: string, argument: string) => void;
-  typed?: (d: Draft, value: unknown, argument: string) => void;
-  /** direct-lvm keys: known to Docker, refused here. */
-  unsupported?: true;
+  docker: string | null;
+  /** The ResolvedOptions field; '' for an unsupported key. */
+  field: string;
+  initial: unknown;
+  typed?: (value: unknown, argument: string, current: unknown) => unknown;
+  text?: (value: string, argument: string, current: unknown) => unknown;
+  unsupported: boolean;
 }
 
-const KEYS: readonly KeySpec[] = [
-  {
-    docker: 'dm.basesize',
-    camel: 'baseSize',
-    text: (d, v, a) => (d.baseSizeBytes = positiveSize(parseSize(v, a), a, v)),
-    typed: (d, v, a) => (d.baseSizeBytes = typedSize(v, a)),
+const KEYS: readonly KeySpec[] = Object.entries(OPTIONS as Record<string, OptionSpec<unknown, unknown, Settings> | UnsupportedSpec>).map(
+  ([camel, spec]): KeySpec => {
+    if ('unsupported' in spec) return { camel, docker: spec.docker, field: '', initial: undefined, unsupported: true };
+    const [[field, initial]] = Object.entries(spec.field);
+    return { camel, docker: spec.docker, field, initial, typed: spec.typed, text: spec.text, unsupported: false };
   },
-  {
-    docker: 'dm.loopdatasize',
-    camel: 'loopDataSize',
-    text: (d, v, a) => (d.loopDataSizeBytes = positiveSize(parseSize(v, a), a, v)),
-    typed: (d, v, a) => (d.loopDataSizeBytes = typedSize(v, a)),
-  },
-  {
-    docker: 'dm.loopmetadatasize',
-    camel: 'loopMetadataSize',
-    text: (d, v, a) => (d.loopMetadataSizeBytes = positiveSize(parseSize(v, a), a, v)),
-    typed: (d, v, a) => (d.loopMetadataSizeBytes = typedSize(v, a)),
-  },
-  {
-    docker: 'dm.fs',
-    camel: 'fs',
-    // Docker compared the value exactly: "XFS" and "" were refused.
-    text: (d, v, a) => (d.fs = filesystem(v, a)),
-    typed: (d, v, a) => (d.fs = v === '' ? null : filesystem(v, a)),
-  },
-  {
-    docker: 'dm.mkfsarg',
-    camel: 'mkfsArgs',
-    text: (d, v, a) => d.mkfsArgs.push(mkfsArg(v, a)),
-    typed: (d, v, a) => {
-      if (!Array.isArray(v)) throw invalidArgument(a, 'an array of mkfs arguments', v);
-      for (const arg of v) d.mkfsArgs.push(mkfsArg(arg, a));
-    },
-  },
-  {
-    docker: 'dm.mountopt',
-    camel: 'mountOpt',
-    text: (d, v, a) => (d.mountOptions = joinMountOptions(d.mountOptions, mountOpt(v, a))),
-    typed: (d, v, a) => {
-      const list: unknown[] = Array.isArray(v) ? v : [v];
-      for (const opt of list) d.mountOptions = joinMountOptions(d.mountOptions, mountOpt(opt, a));
-    },
-  },
-  {
-    docker: 'dm.datadev',
-    camel: 'dataDev',
-    text: (d, v, a) => (d.dataDevice = devicePath(v, a)),
-    typed: (d, v, a) => (d.dataDevice = devicePath(v, a)),
-  },
-  {
-    docker: 'dm.metadatadev',
-    camel: 'metadataDev',
-    text: (d, v, a) => (d.metadataDevice = devicePath(v, a)),
-    typed: (d, v, a) => (d.metadataDevice = devicePath(v, a)),
-  },
-  {
-    docker: 'dm.thinpooldev',
-    camel: 'thinPoolDev',
-    text: (d, v, a) => (d.thinPoolDevice = thinPool(v, a)),
-    typed: (d, v, a) => (d.thinPoolDevice = thinPool(v, a)),
-  },
-  {
-    docker: 'dm.blocksize',
-    camel: 'blockSize',
-    text: (d, v, a) => (d.blockSizeBytes = blockSize(parseSize(v, a), a, v)),
-    typed: (d, v, a) => (d.blockSizeBytes = blockSize(typedSize(v, a), a, v)),
-  },
-  {
-    docker: 'dm.blkdiscard',
-    camel: 'blkDiscard',
-    text: (d, v, a) => (d.blkDiscard = goParseBool(v, a)),
-    typed: (d, v, a) => (d.blkDiscard = typedBool(v, a)),
-  },
-  {
-    docker: 'dm.override_udev_sync_check',
-    camel: 'overrideUdevSyncCheck',
-    text: (d, v, a) => (d.overrideUdevSyncCheck = goParseBool(v, a)),
-    typed: (d, v, a) => (d.overrideUdevSyncCheck = typedBool(v, a)),
-  },
-  {
-    docker: 'dm.use_deferred_removal',
-    camel: 'useDeferredRemoval',
-    text: (d, v, a) => (d.useDeferredRemoval = goParseBool(v, a)),
-    typed: (d, v, a) => (d.useDeferredRemoval = typedBool(v, a)),
-  },
-  {
-    docker: 'dm.use_deferred_deletion',
-    camel: 'useDeferredDeletion',
-    text: (d, v, a) => (d.useDeferredDeletion = goParseBool(v, a)),
-    typed: (d, v, a) => (d.useDeferredDeletion = typedBool(v, a)),
-  },
-  {
-    docker: 'dm.min_free_space',
-    camel: 'minFreeSpace',
-    text: (d, v, a) => (d.minFreeSpacePercent = percentText(v, a)),
-    typed: (d, v, a) => {
-      if (typeof v === 'string') d.minFreeSpacePercent = percentText(v, a);
-      else d.minFreeSpacePercent = integerIn(v, 0, 99, a, 'a whole percentage from 0 to 99');
-    },
-  },
-  {
-    docker: 'dm.xfs_nospace_max_retries',
-    camel: 'xfsNospaceMaxRetries',
-    text: (d, v, a) => (d.xfsNospaceMaxRetries = goParseUint(v, XFS_MAX_RETRIES_MAX, a, XFS_RETRIES_EXPECTED)),
-    typed: (d, v, a) => (d.xfsNospaceMaxRetries = integerIn(v, 0, XFS_MAX_RETRIES_MAX, a, XFS_RETRIES_EXPECTED)),
-  },
-  {
-    docker: 'dm.libdm_log_level',
-    camel: 'libdmLogLevel',
-    text: (d, v, a) => (d.libdmLogLevel = goParseLogLevel(v, a)),
-    typed: (d, v, a) => (d.libdmLogLevel = integerIn(v, LIBDM_LOG_LEVEL_MIN, LIBDM_LOG_LEVEL_MAX, a, LOG_LEVEL_EXPECTED)),
-  },
-  { docker: 'dm.directlvm_device', camel: 'directLvmDevice', unsupported: true },
-  { docker: 'dm.directlvm_device_force', camel: 'directLvmDeviceForce', unsupported: true },
-  { docker: 'dm.thinp_percent', camel: 'thinpPercent', unsupported: true },
-  { docker: 'dm.thinp_metapercent', camel: 'thinpMetaPercent', unsupported: true },
-  { docker: 'dm.thinp_autoextend_percent', camel: 'thinpAutoextendPercent', unsupported: true },
-  { docker: 'dm.thinp_autoextend_threshold', camel: 'thinpAutoextendThreshold', unsupported: true },
-  // Ours: typed object only, so that no 'dm.' key means something Docker would refuse.
-  {
-    docker: null,
-    camel: 'udevWaitTimeoutMs',
-    typed: (d, v, a) => (d.udevWaitTimeoutMs = integerIn(v, 1, MAX_TIMER_MS, a, `a timeout in ms from 1 to ${MAX_TIMER_MS}`)),
-  },
-  {
-    docker: null,
-    camel: 'deferredDeletionRetryMs',
-    typed: (d, v, a) => (d.deferredDeletionRetryMs = integerIn(v, 1, MAX_TIMER_MS, a, `an interval in ms from 1 to ${MAX_TIMER_MS}`)),
-  },
-  {
-    docker: null,
-    camel: 'removeRetryBudgetMs',
-    typed: (d, v, a) => (d.removeRetryBudgetMs = integerIn(v, 0, MAX_TIMER_MS, a, `a budget in ms from 0 to ${MAX_TIMER_MS}`)),
-  },
-  {
-    docker: null,
-    camel: 'errorIfNoSpace',
-    typed: (d, v, a) => (d.errorIfNoSpace = typedBool(v, a)),
-  },
-  {
-    docker: null,
-    camel: 'lowWaterMarkBlocks',
-    typed: (d, v, a) => (d.lowWaterMarkBlocks = integerIn(v, 0, Number.MAX_SAFE_INTEGER, a, 'a number of data blocks, 0 or more')),
-  },
-];
+);
 
 const BY_DOCKER_KEY = new Map(KEYS.filter((k) => k.docker !== null).map((k) => [k.docker as string, k]));
 const BY_CAMEL_KEY = new Map(KEYS.map((k) => [k.camel, k]));
@@ -389,30 +396,9 @@ export const DOCKER_OPTION_KEYS: readonly string[] = Object.freeze([...BY_DOCKER
  * ```
  */
 export function resolveOptions(input: readonly string[] | DeviceSetOptions = []): ResolvedOptions {
-  const d: Draft = {
-    baseSizeBytes: DOCKER_DEFAULTS.baseSizeBytes,
-    loopDataSizeBytes: DOCKER_DEFAULTS.loopDataSizeBytes,
-    loopMetadataSizeBytes: DOCKER_DEFAULTS.loopMetadataSizeBytes,
-    fs: null,
-    mkfsArgs: [],
-    mountOptions: '',
-    dataDevice: null,
-    metadataDevice: null,
-    thinPoolDevice: null,
-    blockSizeBytes: DOCKER_DEFAULTS.blockSizeBytes,
-    blkDiscard: null,
-    overrideUdevSyncCheck: false,
-    useDeferredRemoval: false,
-    useDeferredDeletion: false,
-    minFreeSpacePercent: DOCKER_DEFAULTS.minFreeSpacePercent,
-    xfsNospaceMaxRetries: null,
-    libdmLogLevel: DOCKER_DEFAULTS.libdmLogLevel,
-    udevWaitTimeoutMs: LIBRARY_DEFAULTS.udevWaitTimeoutMs,
-    deferredDeletionRetryMs: DOCKER_DEFAULTS.deferredDeletionRetryMs,
-    removeRetryBudgetMs: LIBRARY_DEFAULTS.removeRetryBudgetMs,
-    errorIfNoSpace: LIBRARY_DEFAULTS.errorIfNoSpace,
-    lowWaterMarkBlocks: LIBRARY_DEFAULTS.lowWaterMarkBlocks,
-  };
+  // Defaults that depend on other settings are computed once every option has been read.
+  const s: Settings = {};
+  for (const k of KEYS) if (!k.unsupported && typeof k.initial !== 'function') s[k.field] = k.initial;
   const explicit = new Set<string>();
 
   if (Array.isArray(input)) {
@@ -425,8 +411,8 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
       const value = goTrimSpace(option.slice(eq + 1));
       const spec = BY_DOCKER_KEY.get(key);
       if (!spec) throw unknownKey(key, [...BY_DOCKER_KEY.keys()]);
-      if (spec.unsupported) throw unsupportedKey(key);
-      spec.text?.(d, value, key);
+      if (spec.unsupported || !spec.text) throw unsupportedKey(key);
+      s[spec.field] = spec.text(value, key, s[spec.field]);
       explicit.add(key);
     }
   } else if (typeof input === 'object' && input !== null) {
@@ -434,15 +420,15 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
       const spec = BY_CAMEL_KEY.get(key);
       if (!spec) throw unknownKey(key, [...BY_CAMEL_KEY.keys()]);
       if (value === undefined || value === null) continue;
-      if (spec.unsupported) throw unsupportedKey(key);
-      spec.typed?.(d, value, key);
+      if (spec.unsupported || !spec.typed) throw unsupportedKey(key);
+      s[spec.field] = spec.typed(value, key, s[spec.field]);
       explicit.add(spec.docker ?? key);
     }
   } else {
     throw invalidArgument('options', "an array of 'dm.key=value' strings or an options object", input);
   }
 
-  if (d.useDeferredDeletion && !d.useDeferredRemoval) {
+  if (s.useDeferredDeletion && !s.useDeferredRemoval) {
     // Docker's enableDeferredRemovalDeletion refused this combination too.
     const argument = Array.isArray(input) ? 'dm.use_deferred_deletion' : 'useDeferredDeletion';
     throw new DevmapperError(
@@ -451,34 +437,16 @@ export function resolveOptions(input: readonly string[] | DeviceSetOptions = [])
     );
   }
 
-  return Object.freeze({
-    baseSizeBytes: d.baseSizeBytes,
-    baseSizeExplicit: explicit.has('dm.basesize'),
-    loopDataSizeBytes: d.loopDataSizeBytes,
-    loopMetadataSizeBytes: d.loopMetadataSizeBytes,
-    fs: d.fs,
-    mkfsArgs: Object.freeze([...d.mkfsArgs]),
-    mountOptions: d.mountOptions,
-    dataDevice: d.dataDevice,
-    metadataDevice: d.metadataDevice,
-    thinPoolDevice: d.thinPoolDevice,
-    blockSizeBytes: d.blockSizeBytes,
-    blockSizeSectors: d.blockSizeBytes / SECTOR_BYTES,
-    // Docker: discard by default, except on raw devices and a given pool, unless asked.
-    blkDiscard: d.blkDiscard ?? (d.dataDevice === null && d.thinPoolDevice === null),
-    overrideUdevSyncCheck: d.overrideUdevSyncCheck,
-    useDeferredRemoval: d.useDeferredRemoval,
-    useDeferredDeletion: d.useDeferredDeletion,
-    minFreeSpacePercent: d.minFreeSpacePercent,
-    xfsNospaceMaxRetries: d.xfsNospaceMaxRetries,
-    libdmLogLevel: d.libdmLogLevel,
-    udevWaitTimeoutMs: d.udevWaitTimeoutMs,
-    deferredDeletionRetryMs: d.deferredDeletionRetryMs,
-    removeRetryBudgetMs: d.removeRetryBudgetMs,
-    errorIfNoSpace: d.errorIfNoSpace,
-    lowWaterMarkBlocks: d.lowWaterMarkBlocks,
-    explicitKeys: Object.freeze([...explicit]),
-  });
+  const resolved: Settings = {};
+  for (const k of KEYS) {
+    if (k.unsupported) continue;
+    const value = k.field in s ? s[k.field] : (k.initial as (s: Settings) => unknown)(s);
+    resolved[k.field] = Array.isArray(value) ? Object.freeze([...value]) : value;
+  }
+  resolved.baseSizeExplicit = explicit.has('dm.basesize');
+  resolved.blockSizeSectors = (s.blockSizeBytes as number) / SECTOR_BYTES;
+  resolved.explicitKeys = Object.freeze([...explicit]);
+  return Object.freeze(resolved) as ResolvedOptions;
 }
 
 /**

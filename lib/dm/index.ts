@@ -30,7 +30,15 @@ export {
   udevSyncSupported,
   type DeviceInfo,
 } from './query';
-export { setTaskDefaults, getTaskDefaults, type TaskDefaults } from './task';
+export {
+  setTaskDefaults,
+  getTaskDefaults,
+  setLogLevel,
+  getLogLevel,
+  withTaskSettings,
+  type TaskDefaults,
+  type TaskSettings,
+} from './task';
 export { watchDeviceEvents, type DeviceEventWatch, type WatchDeviceEventsOptions } from './events';
 export * from './parse';
 export * from './types';

@@ -2,8 +2,9 @@
  * Runs one native dm task and gives its errors the caller's stack: an error created when
  * the libuv work completes has no useful stack of its own.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { DevmapperError } from '../errors';
+import { DevmapperError, invalidArgument } from '../errors';
 import { native, type NativeTaskResult, type NativeTaskSpec } from '../native';
 import { dmChannel } from '../log';
 import { reportTask } from './diagnostics';
@@ -21,8 +22,9 @@ export interface TaskDefaults {
 const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
 
 /**
- * Changes the process-wide defaults of the dm layer. DeviceSet.open sets `udevTimeoutMs`
- * from its `udevWaitTimeoutMs` option, so the last DeviceSet opened decides for the process.
+ * Changes the process-wide defaults of the dm layer, for every task that runs outside a
+ * {@link withTaskSettings} scope. A DeviceSet does not change them: it runs its own tasks
+ * with its `udevWaitTimeoutMs` option.
  *
  * @throws RangeError for a udevTimeoutMs that is not a non-negative integer
  *
@@ -52,11 +54,89 @@ export function attachCallerStack(err: unknown, callerStack: string | undefined)
   return err;
 }
 
-export const libdmLevel = (): number => native().getLogLevel();
+/** libdm's log levels: 2 fatal, 3 error, 4 warning, 5 notice, 6 info, 7 debug. */
+const LOG_LEVEL_MIN = 2;
+const LOG_LEVEL_MAX = 7;
 
-/** The spec with the process-wide defaults filled in, as every task path sends it. */
+/**
+ * Sets the process-wide libdm log level: the highest level of libdevmapper's lines captured
+ * (beyond errors, which are always kept in a failed call's `err.logs`) and forwarded to the
+ * `devmapper:libdm` channel, for every task that runs outside a {@link withTaskSettings}
+ * scope. The addon starts at 5 (notice). A DeviceSet does not change it: its
+ * `dm.libdm_log_level` applies to its own tasks only.
+ *
+ * @param level 2 (fatal) to 7 (debug); debug lines cost formatting on every call
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for another level
+ *
+ * @example
+ * ```ts
+ * dm.setLogLevel(7);   // every libdevmapper debug line of direct dm calls on devmapper:libdm
+ * ```
+ */
+export function setLogLevel(level: number): void {
+  native().setLogLevel(checkLogLevel(level, 'level'));
+}
+
+/** The process-wide libdm log level (see {@link setLogLevel}). */
+export function getLogLevel(): number {
+  return native().getLogLevel();
+}
+
+function checkLogLevel(level: unknown, argument: string): number {
+  if (typeof level !== 'number' || !Number.isInteger(level) || level < LOG_LEVEL_MIN || level > LOG_LEVEL_MAX)
+    throw invalidArgument(argument, `a libdm log level from ${LOG_LEVEL_MIN} (fatal) to ${LOG_LEVEL_MAX} (debug)`, level);
+  return level;
+}
+
+/**
+ * Settings for the dm tasks of one caller, in place of the process-wide ones
+ * ({@link setTaskDefaults}, {@link setLogLevel}); an unset field keeps the process's.
+ */
+export interface TaskSettings {
+  /** Upper bound on each wait for udev, in ms (as {@link TaskDefaults.udevTimeoutMs}). */
+  udevTimeoutMs?: number;
+  /** libdm log level of these tasks, 2 (fatal) to 7 (debug) (as {@link setLogLevel}). */
+  logLevel?: number;
+}
+
+const scope = new AsyncLocalStorage<TaskSettings>();
+
+/**
+ * Runs `fn` with these settings for every dm task it starts, at once or later in the same
+ * asynchronous flow (awaits, timers, callbacks it sets up), and for no other task: two
+ * callers with different settings in one process do not change each other's, nor the
+ * process's. Each DeviceSet runs its operations this way with its `udevWaitTimeoutMs` and
+ * `dm.libdm_log_level`. Scopes nest; the innermost wins.
+ *
+ * @returns what `fn` returns
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a setting out of range
+ *
+ * @example
+ * ```ts
+ * await dm.withTaskSettings({ udevTimeoutMs: 5_000, logLevel: 7 }, () => dm.activateDevice(pool, 'thin1', 1, size));
+ * ```
+ */
+export function withTaskSettings<T>(settings: TaskSettings, fn: () => T): T {
+  const checked: TaskSettings = { ...scope.getStore() };
+  if (settings.udevTimeoutMs !== undefined) {
+    const ms = settings.udevTimeoutMs;
+    if (!Number.isInteger(ms) || ms < 0) throw invalidArgument('udevTimeoutMs', 'a non-negative integer of ms', ms);
+    checked.udevTimeoutMs = ms;
+  }
+  if (settings.logLevel !== undefined) checked.logLevel = checkLogLevel(settings.logLevel, 'logLevel');
+  return scope.run(checked, fn);
+}
+
+/** The libdm log level that applies here: the scope's, else the process's. */
+export const libdmLevel = (): number => scope.getStore()?.logLevel ?? native().getLogLevel();
+
+/** The spec with the scope's settings, else the process-wide defaults, filled in, as every task path sends it. */
 export function withTaskDefaults(spec: NativeTaskSpec): NativeTaskSpec {
-  return { udevTimeoutMs: defaults.udevTimeoutMs, ...spec };
+  const own = scope.getStore();
+  if (own === undefined) return { udevTimeoutMs: defaults.udevTimeoutMs, ...spec };
+  const filled: NativeTaskSpec = { udevTimeoutMs: own.udevTimeoutMs ?? defaults.udevTimeoutMs, ...spec };
+  if (own.logLevel !== undefined && spec.logLevel === undefined) filled.logLevel = own.logLevel;
+  return filled;
 }
 
 /**
@@ -122,7 +202,7 @@ export async function runQuery(spec: NativeTaskSpec): Promise<NativeTaskResult> 
   const started = now();
   let result: NativeTaskResult | null;
   try {
-    result = native().tryRunTaskSync(spec);
+    result = native().tryRunTaskSync(withTaskDefaults(spec));
   } catch (err) {
     reportTask(spec, since(started), { ok: false, error: err }, libdmLevel);
     const caller: { stack?: string } = {};

@@ -3,8 +3,9 @@
  * that anyone may subscribe to, and that cost nothing while nobody does (a record is built
  * only when its channel has subscribers).
  *
- *   devmapper:libdm      one record per libdevmapper log line at or below the process's
- *                        libdm log level (dm.libdm_log_level; 2 fatal ... 7 debug)
+ *   devmapper:libdm      one record per libdevmapper log line at or below the call's
+ *                        libdm log level (a DeviceSet's dm.libdm_log_level for its own
+ *                        calls, else dm.setLogLevel's; 2 fatal ... 7 debug)
  *   devmapper:dm         one record per device-mapper operation: type, name, device,
  *                        duration, errno and code on failure
  *   devmapper:deviceset  one record per DeviceSet step: open, recovery, create, delete,

@@ -5,9 +5,86 @@ import {
   joinMountOptions,
   resolveOptions,
   type DeviceSetOptions,
+  type Filesystem,
+  type ResolvedOptions,
 } from '../../lib/deviceset/options';
 
 const GIB = 1024 ** 3;
+
+/** True when A and B are the same type, readonly and optional modifiers included. */
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
+/**
+ * The public option types, written out: both are derived from the option table, and this is
+ * the shape callers compile against. A field added, renamed or retyped in the table fails
+ * the compile (tsc -p tsconfig.test.json, and ts-jest) until this expectation is changed too.
+ */
+interface ExpectedDeviceSetOptions {
+  baseSize?: number | string;
+  loopDataSize?: number | string;
+  loopMetadataSize?: number | string;
+  fs?: Filesystem | '' | null;
+  mkfsArgs?: readonly string[];
+  mountOpt?: string | readonly string[];
+  dataDev?: string;
+  metadataDev?: string;
+  thinPoolDev?: string;
+  blockSize?: number | string;
+  blkDiscard?: boolean;
+  overrideUdevSyncCheck?: boolean;
+  useDeferredRemoval?: boolean;
+  useDeferredDeletion?: boolean;
+  minFreeSpace?: number | string;
+  xfsNospaceMaxRetries?: number;
+  libdmLogLevel?: number;
+  udevWaitTimeoutMs?: number;
+  deferredDeletionRetryMs?: number;
+  removeRetryBudgetMs?: number;
+  errorIfNoSpace?: boolean;
+  lowWaterMarkBlocks?: number;
+  directLvmDevice?: never;
+  directLvmDeviceForce?: never;
+  thinpPercent?: never;
+  thinpMetaPercent?: never;
+  thinpAutoextendPercent?: never;
+  thinpAutoextendThreshold?: never;
+}
+
+interface ExpectedResolvedOptions {
+  readonly baseSizeBytes: number;
+  readonly baseSizeExplicit: boolean;
+  readonly loopDataSizeBytes: number;
+  readonly loopMetadataSizeBytes: number;
+  readonly fs: Filesystem | null;
+  readonly mkfsArgs: readonly string[];
+  readonly mountOptions: string;
+  readonly dataDevice: string | null;
+  readonly metadataDevice: string | null;
+  readonly thinPoolDevice: string | null;
+  readonly blockSizeBytes: number;
+  readonly blockSizeSectors: number;
+  readonly blkDiscard: boolean;
+  readonly overrideUdevSyncCheck: boolean;
+  readonly useDeferredRemoval: boolean;
+  readonly useDeferredDeletion: boolean;
+  readonly minFreeSpacePercent: number;
+  readonly xfsNospaceMaxRetries: number | null;
+  readonly libdmLogLevel: number;
+  readonly udevWaitTimeoutMs: number;
+  readonly deferredDeletionRetryMs: number;
+  readonly removeRetryBudgetMs: number;
+  readonly errorIfNoSpace: boolean;
+  readonly lowWaterMarkBlocks: number;
+  readonly explicitKeys: readonly string[];
+}
+
+describe('the option types derived from the table', () => {
+  test('DeviceSetOptions and ResolvedOptions have exactly the public fields and types', () => {
+    const sameInput: Equal<DeviceSetOptions, ExpectedDeviceSetOptions> = true;
+    const sameResolved: Equal<ResolvedOptions, ExpectedResolvedOptions> = true;
+    expect([sameInput, sameResolved]).toEqual([true, true]);
+  });
+});
 
 /** The error resolveOptions throws for these options. */
 function failure(options: string[] | DeviceSetOptions): DevmapperError {
