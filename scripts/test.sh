@@ -1,120 +1,131 @@
 #!/usr/bin/env bash
-# The project's test command (README: `npm test`). From nothing: sets up the machine, lints,
-# runs the unit tests on the host, then the integration tests in a real device-mapper
-# kernel (the host's when it has one and we are root, else the user-mode Linux sandbox),
-# once with udev running and once without; then the container's entry script in that kernel,
-# the `dm` tests against the sanitizer build of the addon, and the packed package installed
-# into an empty project. Prints how long each step took, and ends with one summary line.
+# The project's test command (README: `npm test`), the quick tier. From nothing: sets up the
+# machine, lints, runs the unit tests on the host, then every integration file in a real
+# device-mapper kernel (the host's when it has one and we are root, else the user-mode Linux
+# sandbox), once with udev running and once without; then the container's entry script in
+# that kernel, the `dm` tests against the sanitizer build of the addon, the packed package
+# installed into an empty project, and the benchmark in smoke mode. Prints how long each step
+# took, and ends with one summary line.
+#
+# The integration files run at their quick default sizes (crash cycles, layer chain depth,
+# concurrency width and rounds); `npm run test:soak` (scripts/test-soak.sh) runs them at
+# the full sizes.
+#
+# In the sandbox the steps run in two lanes, one per core: each sandbox kernel has one CPU,
+# so the two udev modes go side by side, and the host-side steps fill the lane that ends
+# first. The package step runs first and alone in its lane: its `npm pack` rebuilds dist/,
+# which every later step loads. On a host kernel the two udev modes share the kernel's udev
+# state, so everything runs one step after the other.
+# shellcheck disable=SC2317 # the step functions are called through run_step
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$SECONDS
-status=0
-failed_steps=()
-fail_step() {
-  status=1
-  failed_steps+=("$1")
-}
-step_name=
-step_started=0
-timings=()
-end_step() {
-  if [ -n "$step_name" ]; then timings+=("$(printf '%5ds  %s' $((SECONDS - step_started)) "$step_name")"); fi
-  step_name=
-}
-step() {
-  end_step
-  step_name=$1
-  step_started=$SECONDS
-  echo "== $1"
-}
-
-step "setup (scripts/bootstrap.sh)"
+echo "== setup (scripts/bootstrap.sh)"
 bash scripts/bootstrap.sh
 
 results=.cache/test-results
 rm -rf "$results"
 mkdir -p "$results"
+# One line per finished step, written by either lane: seconds, lane, name, and FAILED.
+steps="$results/steps.txt"
+printf '%5ds  %s\n' $((SECONDS - started)) "setup (scripts/bootstrap.sh)" >"$steps"
 
-step "lint (eslint, clang-format, dockerfilelint, shellcheck), type check of the tests, binding.gyp = CMakeLists.txt, API docs"
-npm run --silent lint
-npx tsc -p tsconfig.test.json
-bash scripts/check-native-build.sh
-bash scripts/check-docs.sh
-
-step "unit tests (host, no root needed)"
-node_modules/.bin/jest --selectProjects unit --json --outputFile="$results/unit.json" || fail_step "unit tests"
-
-# The integration suite, in the kernel that has device-mapper (scripts/integration.sh, the
-# entry point the container uses too), once with udevd running and once without. Reports
-# are written through the guest's view of the host file system (not /tmp, a tmpfs there).
-# Random crash cycles (reliability row 8): 200 in all, split between the two udev modes.
-# With udev on, every activation waits for udev's rules (processes started by udevd, slow in
-# the sandbox kernel), so that run, the longer one, gets fewer cycles, a 20-layer chain
-# instead of 50 and 2 concurrency rounds instead of 3; the udev-off run does the full sizes.
-# In the sandbox each mode boots its own kernel, so the two runs go side by side (one core
-# each); on a host kernel they share the kernel's udev state, so they run one after the other.
-udev_on_sizes=(--env DEVMAPPER_CRASH_CYCLES=40 --env DEVMAPPER_LAYER_CHAIN=20 --env DEVMAPPER_CONCURRENCY_ROUNDS=2)
-udev_off_sizes=(--env DEVMAPPER_CRASH_CYCLES=160)
-run_integration() {
-  local sizes=("${udev_off_sizes[@]}")
-  if [ "$1" = on ]; then sizes=("${udev_on_sizes[@]}"); fi
-  # CI=true: jest's plain reporter, since the output goes to a log (and the guest's console is a tty).
-  bash scripts/integration.sh --udev "$1" --env CI=true "${sizes[@]}" --report "$results/integration-udev-$1.json"
+lane=
+# run_step NAME CMD...: runs CMD and notes its time; a failure is noted, and the run goes on.
+run_step() {
+  local name=$1 t0=$SECONDS code=0
+  shift
+  echo "== ${lane:+[$lane] }$name"
+  "$@" || code=$?
+  local line
+  line=$(printf '%5ds  %s%s' $((SECONDS - t0)) "${lane:+[$lane] }" "$name")
+  if [ "$code" != 0 ]; then line="$line: FAILED (exit $code)"; fi
+  echo "$line" >>"$steps"
+  return 0
 }
-if grep -qw device-mapper /proc/misc 2>/dev/null && [ "$(id -u)" = 0 ]; then
-  for udev in off on; do
-    step "integration tests, udev $udev (host kernel)"
-    run_integration "$udev" || fail_step "integration, udev $udev"
-  done
-else
-  step "integration tests, udev off and on, in two sandbox kernels side by side"
-  pids=()
-  for udev in off on; do
-    run_integration "$udev" >"$results/integration-udev-$udev.log" 2>&1 &
-    pids+=($!)
-  done
-  codes=()
-  for pid in "${pids[@]}"; do
-    code=0
-    wait "$pid" || code=$?
-    codes+=("$code")
-  done
-  for i in 0 1; do
-    udev=$([ "$i" = 0 ] && echo off || echo on)
-    echo "-- integration, udev $udev (exit ${codes[$i]}):"
-    cat "$results/integration-udev-$udev.log"
-    [ "${codes[$i]}" = 0 ] || fail_step "integration, udev $udev"
-  done
-fi
+
+lint() {
+  npm run --silent lint &&
+    npx tsc -p tsconfig.test.json &&
+    bash scripts/check-native-build.sh &&
+    bash scripts/check-docs.sh
+}
+
+unit() {
+  node_modules/.bin/jest --selectProjects unit --json --outputFile="$results/unit.json"
+}
+
+# The integration suite (scripts/integration.sh, the entry point the container uses too).
+# Reports go through the guest's view of the host file system (not /tmp, a tmpfs there).
+# CI=true: jest's plain reporter, since the output goes to a log (and the guest's console is a tty).
+integration() {
+  bash scripts/integration.sh --udev "$1" --env CI=true --report "$results/integration-udev-$1.json"
+}
 
 # docker/entrypoint.sh as the container runs it (host kernel path: module checks, its own
 # udevd, both udev modes), here inside the device-mapper kernel, on the tests that check
 # the thin targets, the udev mode and the udev links.
-step "container entry script (docker/entrypoint.sh) in the device-mapper kernel"
-node dist/sandbox/cli.js --kernel auto --udev off --timeout 900 -- \
-  env DEVMAPPER_UDEV=both DEVMAPPER_RESULTS="$results/entrypoint" \
-  bash docker/entrypoint.sh test/integration/addon-runtime -t 'udev sync|versions' || fail_step "container entry script"
+entrypoint() {
+  node dist/sandbox/cli.js --kernel auto --udev off --timeout 900 -- \
+    env DEVMAPPER_UDEV=both DEVMAPPER_RESULTS="$results/entrypoint" \
+    bash docker/entrypoint.sh test/integration/addon-runtime -t 'udev sync|versions'
+}
 
-step "dm-level integration tests against the sanitizer build of the addon (cmake-js)"
-bash scripts/test-asan.sh --udev on || fail_step "sanitizer build"
+LINT="lint (eslint, clang-format, dockerfilelint, shellcheck), type check of the tests, binding.gyp = CMakeLists.txt, API docs"
+UNIT="unit tests (host, no root needed)"
+ENTRY="container entry script (docker/entrypoint.sh) in the device-mapper kernel"
+ASAN="dm-level integration tests against the sanitizer build of the addon (cmake-js)"
+PACK="package: npm pack, install into an empty project, types, missing libdevmapper-dev"
+BENCH="benchmark, smoke mode (tiny counts: it must run, its figures mean nothing)"
 
-step "package: npm pack, install into an empty project, types, missing libdevmapper-dev"
-bash scripts/test-pack.sh || fail_step "package"
+if grep -qw device-mapper /proc/misc 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  run_step "$LINT" lint
+  run_step "$UNIT" unit
+  for udev in off on; do run_step "integration tests, udev $udev (host kernel)" integration "$udev"; done
+  run_step "$ENTRY" entrypoint
+  run_step "$ASAN" bash scripts/test-asan.sh --udev on
+  run_step "$PACK" bash scripts/test-pack.sh
+  run_step "$BENCH" npm run --silent bench:smoke
+else
+  # Lane 1 (its output is kept in a log and shown afterwards): the package, then the
+  # integration tests with udev on in their own sandbox kernel (the longer of the two runs:
+  # every activation waits for udev's rules). Lane 2 (shown as it runs): lint meanwhile, then,
+  # once dist/ is rebuilt, everything else.
+  pack_done="$results/pack.done"
+  (
+    lane=1
+    run_step "$PACK" bash scripts/test-pack.sh
+    touch "$pack_done"
+    run_step "integration tests, udev on (sandbox kernel)" integration on
+  ) >"$results/lane1.log" 2>&1 &
+  lane1=$!
+  lane=2
+  run_step "$LINT" lint
+  while [ ! -e "$pack_done" ] && kill -0 "$lane1" 2>/dev/null; do sleep 1; done
+  run_step "$UNIT" unit
+  run_step "integration tests, udev off (sandbox kernel)" integration off
+  run_step "$ENTRY" entrypoint
+  run_step "$ASAN" bash scripts/test-asan.sh --udev on
+  run_step "$BENCH" npm run --silent bench:smoke
+  lane=
+  wait "$lane1" || echo "lane 1 exited with $?" >>"$steps"
+  echo "-- lane 1: package, then integration tests with udev on:"
+  cat "$results/lane1.log"
+fi
 
-step "benchmark, smoke mode (tiny counts: it must run, its figures mean nothing)"
-npm run --silent bench:smoke || fail_step "benchmark smoke"
-end_step
-
-echo "== time per step"
-printf '%s\n' "${timings[@]}"
+echo "== time per step (in the sandbox, [1] and [2] ran side by side)"
+cat "$steps"
 printf '%5ds  total\n' $((SECONDS - started))
 
 # The jest reports of the unit and integration runs add up to the "total:" line; the steps
-# that have no place in it (sanitizer build, package, entry script) are named when they fail.
-FAILED_STEPS=${#failed_steps[@]} node scripts/summarize-tests.js "$results"/*.json || status=1
-if [ ${#failed_steps[@]} -gt 0 ]; then
-  list=$(printf ', %s' "${failed_steps[@]}")
-  echo "failed steps: ${list#, }"
+# that have no place in it (sanitizer build, package, entry script, benchmark) are named when
+# they fail.
+failed=$(grep -c -e ': FAILED' -e '^lane 1 exited' "$steps" || true)
+status=0
+FAILED_STEPS=$failed node scripts/summarize-tests.js "$results"/*.json || status=1
+if [ "$failed" -gt 0 ]; then
+  echo "failed steps:"
+  grep -e ': FAILED' -e '^lane 1 exited' "$steps" | sed 's/^ *[0-9]*s  /  /'
 fi
 exit $status

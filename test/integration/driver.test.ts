@@ -60,6 +60,10 @@ function runDriverChild(spec: object): Promise<{ signal: NodeJS.Signals | null; 
   });
 }
 
+// Concurrent life cycles: 16 x 2 by default (`npm test`), 64 x 10 in `npm run test:soak`.
+const WIDTH = Number(process.env.DEVMAPPER_CONCURRENCY ?? '16');
+const ROUNDS = Number(process.env.DEVMAPPER_CONCURRENCY_ROUNDS ?? '2');
+
 describeKernel('graph Driver', () => {
   jest.setTimeout(300_000);
 
@@ -331,7 +335,7 @@ describeKernel('graph Driver', () => {
     });
   });
 
-  test('16 concurrent create+get+put+remove of snapshots of one mounted parent, 2 rounds', async () => {
+  test(`${WIDTH} concurrent create+get+put+remove of snapshots of one mounted parent, ${ROUNDS} rounds`, async () => {
     await withDriver(async (driver) => {
       await driver.create('parent', '');
       const parentRoot = await driver.get('parent');
@@ -350,9 +354,9 @@ describeKernel('graph Driver', () => {
       const errors: unknown[] = [];
       const deviceIds: number[] = [];
       try {
-        for (let round = 0; round < 2; round++) {
+        for (let round = 0; round < ROUNDS; round++) {
           await Promise.all(
-            Array.from({ length: 16 }, async (_, i) => {
+            Array.from({ length: WIDTH }, async (_, i) => {
               const id = `r${round}-l${i}`;
               try {
                 await driver.create(id, 'parent');
@@ -375,7 +379,7 @@ describeKernel('graph Driver', () => {
       }
       expect(errors).toEqual([]);
       // Unique within a round (ids freed by remove may be reused by the next round).
-      for (let r = 0; r < 2; r++) expect(new Set(deviceIds.slice(r * 16, r * 16 + 16)).size).toBe(16);
+      for (let r = 0; r < ROUNDS; r++) expect(new Set(deviceIds.slice(r * WIDTH, r * WIDTH + WIDTH)).size).toBe(WIDTH);
       expect(await driver.deviceSet.list()).toEqual(['parent']);
       expect((await dm.getInfo(parentName))?.suspended).toBe(false);
       // Suspensions seen mid-flight are fine (create_snap freezes the origin); none outlives a round.
@@ -383,7 +387,8 @@ describeKernel('graph Driver', () => {
       await driver.put('parent');
       await driver.remove('parent');
     });
-  });
+    // The bound grows with the size: 5 minutes, or 5 s a life cycle when that is more.
+  }, Math.max(300_000, WIDTH * ROUNDS * 5_000));
 
   test('cleanup unmounts what is held and is idempotent', async () => {
     const home = await newRoot();

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The soak tier (README: `npm run test:soak`): sets up the machine, then runs every
+# integration file at the full sizes, once with udev running and once without (the quick
+# sizes are the test files' defaults, what `npm test` runs):
+#   DEVMAPPER_CRASH_CYCLES=200        random crash cycles (SIGKILL at a crash point, reopen, check)
+#   DEVMAPPER_LAYER_CHAIN=50          layers in the driver's chain
+#   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
+#   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
+# Each size can be overridden from the environment, e.g.
+#   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
+# Lint, unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
+# Prints how long each run took, and ends with the same summary line as `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sizes=(
+  --env "DEVMAPPER_CRASH_CYCLES=${DEVMAPPER_CRASH_CYCLES:-200}"
+  --env "DEVMAPPER_LAYER_CHAIN=${DEVMAPPER_LAYER_CHAIN:-50}"
+  --env "DEVMAPPER_CONCURRENCY=${DEVMAPPER_CONCURRENCY:-64}"
+  --env "DEVMAPPER_CONCURRENCY_ROUNDS=${DEVMAPPER_CONCURRENCY_ROUNDS:-10}"
+)
+# The guest is killed after this long (scripts/integration.sh's default, 50 minutes, is
+# meant for the quick sizes).
+timeout=${DEVMAPPER_SOAK_TIMEOUT:-14400}
+
+started=$SECONDS
+echo "== setup (scripts/bootstrap.sh)"
+bash scripts/bootstrap.sh
+
+results=.cache/soak-results
+rm -rf "$results"
+mkdir -p "$results"
+timings=("$(printf '%5ds  %s' $((SECONDS - started)) "setup (scripts/bootstrap.sh)")")
+echo "soak sizes: ${sizes[*]//--env /}"
+
+run_integration() {
+  # CI=true: jest's plain reporter, since the output goes to a log (and the guest's console is a tty).
+  bash scripts/integration.sh --udev "$1" --timeout "$timeout" --env CI=true "${sizes[@]}" \
+    --report "$results/integration-udev-$1.json"
+}
+
+failed=0
+if grep -qw device-mapper /proc/misc 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  # A host kernel: the two udev modes share its udev state, one after the other.
+  for udev in off on; do
+    echo "== integration tests at full sizes, udev $udev (host kernel)"
+    t0=$SECONDS
+    code=0
+    run_integration "$udev" || code=$?
+    timings+=("$(printf '%5ds  integration, udev %s%s' $((SECONDS - t0)) "$udev" "$([ "$code" = 0 ] || echo ": FAILED (exit $code)")")")
+    [ "$code" = 0 ] || failed=$((failed + 1))
+  done
+else
+  # The sandbox: one kernel per udev mode, side by side (one CPU each).
+  echo "== integration tests at full sizes, udev off and on, in two sandbox kernels side by side"
+  t0=$SECONDS
+  pids=()
+  for udev in off on; do
+    (
+      s=$SECONDS
+      code=0
+      run_integration "$udev" >"$results/integration-udev-$udev.log" 2>&1 || code=$?
+      echo "$((SECONDS - s)) $code" >"$results/integration-udev-$udev.done"
+    ) &
+    pids+=($!)
+  done
+  wait "${pids[@]}" || true
+  for udev in off on; do
+    read -r secs code <"$results/integration-udev-$udev.done" || { secs=$((SECONDS - t0)); code=unknown; }
+    echo "-- integration, udev $udev (exit $code):"
+    cat "$results/integration-udev-$udev.log"
+    timings+=("$(printf '%5ds  integration, udev %s (sandbox kernel)%s' "$secs" "$udev" "$([ "$code" = 0 ] || echo ": FAILED (exit $code)")")")
+    [ "$code" = 0 ] || failed=$((failed + 1))
+  done
+fi
+
+echo "== time per step"
+printf '%s\n' "${timings[@]}"
+printf '%5ds  total\n' $((SECONDS - started))
+
+FAILED_STEPS=$failed node scripts/summarize-tests.js --expect integration-udev-off,integration-udev-on "$results"/*.json
