@@ -3,7 +3,7 @@
  * the libuv work completes has no useful stack of its own.
  */
 import { performance } from 'node:perf_hooks';
-import { DevmapperError } from '../errors';
+import { DevmapperError, invalidArgument } from '../errors';
 import { native, type NativeTaskResult, type NativeTaskSpec } from '../native';
 import { dmChannel } from '../log/channels';
 import { reportTask } from './diagnostics';
@@ -24,7 +24,8 @@ const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
  * Changes the process-wide defaults of the dm layer. DeviceSet.open sets `udevTimeoutMs`
  * from its `udevWaitTimeoutMs` option, so the last DeviceSet opened decides for the process.
  *
- * @throws RangeError for a udevTimeoutMs that is not a non-negative integer
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT (argument `udevTimeoutMs`) for a
+ *   udevTimeoutMs that is not a non-negative integer
  *
  * @example
  * ```ts
@@ -34,7 +35,7 @@ const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
 export function setTaskDefaults(next: Partial<TaskDefaults>): void {
   if (next.udevTimeoutMs !== undefined) {
     if (!Number.isInteger(next.udevTimeoutMs) || next.udevTimeoutMs < 0)
-      throw new RangeError('udevTimeoutMs must be a non-negative integer');
+      throw invalidArgument('udevTimeoutMs', 'a non-negative integer (ms)', next.udevTimeoutMs);
     defaults.udevTimeoutMs = next.udevTimeoutMs;
   }
 }
