@@ -4,7 +4,7 @@ import * as dm from '../dm';
 import { activateSpec, cancelDeferredRemoveSpec, mknodesSpec, removeSpec } from '../dm/specs';
 import type { NativeStep } from '../native';
 import { mountStep, rmdirStep, runSteps, taskStep, umountStep } from '../steps';
-import { DevmapperError, invalidArgument } from '../errors';
+import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import * as sys from '../sys';
 import { deactivate, nameOf, unknownDevice } from './devices';
 import { requiredMountOptions } from './filesystem';
@@ -31,7 +31,7 @@ async function applyXfsNospaceRetries(s: DeviceSetState, hash: string): Promise<
     await writeFile(knob, String(s.options.xfsNospaceMaxRetries));
   } catch (err) {
     throw new DevmapperError(`could not apply dm.xfs_nospace_max_retries at ${knob}`, {
-      code: 'ERR_XFS_NOSPACE_RETRIES',
+      code: ErrorCodes.XFS_NOSPACE_RETRIES,
       argument: 'dm.xfs_nospace_max_retries',
       device: hash,
       cause: err,
