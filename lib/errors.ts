@@ -46,10 +46,8 @@ export const ErrorCodes = {
   DM_FAILED: 'ERR_DM_FAILED',
   /** A status or table line did not have the expected form. */
   PARSE: 'ERR_PARSE',
-  /** The operation was aborted through its AbortSignal. */
+  /** The operation was aborted: its AbortSignal fired, or a layer tar's reader stopped it. */
   ABORTED: 'ABORT_ERR',
-  /** A bounded retry or wait ran out of time. */
-  TIMEOUT: 'ETIMEDOUT',
   /** The native addon is not built or could not be loaded. */
   ADDON: 'ERR_ADDON_NOT_LOADED',
   /** The pool is in failure mode, or its status could not be read (thin_check it). */
@@ -85,7 +83,24 @@ export const ErrorCodes = {
    * pid in the message): two owners of one root would overwrite each other's metadata.
    */
   ROOT_BUSY: 'ERR_ROOT_BUSY',
+  /**
+   * A program the library runs failed: mkfs, tune2fs, resize2fs or xfs_growfs (or, for the
+   * sandbox kernel, apt-get or linux.uml). The message ends with its last stderr lines. A
+   * program that is not installed is ENOENT instead.
+   */
+  COMMAND_FAILED: 'ERR_COMMAND_FAILED',
+  /**
+   * `dm.xfs_nospace_max_retries` could not be applied: writing the device's
+   * `/sys/fs/xfs/dm-N/error/metadata/ENOSPC/max_retries` failed (the kernel's xfs has no such
+   * setting, or refused the value; the cause says which). The mount was undone.
+   */
+  XFS_NOSPACE_RETRIES: 'ERR_XFS_NOSPACE_RETRIES',
+  /** The running kernel has no device-mapper driver (the CLI's check of /proc/misc). */
+  NO_DEVICE_MAPPER: 'ERR_NO_DEVICE_MAPPER',
 } as const;
+
+/** One of the values of {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 /** What a {@link DevmapperError} is made of; every field is optional. */
 export interface DevmapperErrorOptions {
@@ -144,8 +159,8 @@ export class DevmapperError extends Error {
   override name = 'DevmapperError';
   /**
    * What went wrong, as a string: the kernel's errno name ('EBUSY', 'ENXIO', ...), one of
-   * {@link ErrorCodes}, or, for a few file-system and helper failures, an errno name from
-   * Node ('ENOENT', 'ENOSPC') or 'ERR_COMMAND_FAILED' (mkfs and friends).
+   * {@link ErrorCodes}, or, for a few file-system failures, an errno name from Node
+   * ('ENOENT', 'ENOSPC').
    */
   readonly code: string;
   /** The kernel's errno number, or undefined when the failure did not come with one. */

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "js_args.h"
+#include "native_error.h"
 #include "promise_worker.h"
 #include "sys_calls.h"
 #include "sys_ops.h"
@@ -37,19 +38,31 @@ Napi::Value UmountJs(const Napi::CallbackInfo& info) {
       [](Napi::Env env, const int&) -> Napi::Value { return env.Undefined(); });
 }
 
+namespace {
+
+// A DevmapperError like every other failure of the addon: its code is the errno's name.
+[[noreturn]] void ThrowStatxError(Napi::Env env, const std::string& path, const std::string& what,
+                                  int err) {
+  NativeError e;
+  e.Set("statx", path, err, "statx " + what + ": " + strerror(err));
+  throw Napi::Error(env, MakeJsError(env, e));
+}
+
+}  // namespace
+
 Napi::Value IsMountPointJs(const Napi::CallbackInfo& info) {
   std::string path = ArgString(info, 0, "path");
   struct statx sx;
   if (statx(AT_FDCWD, path.c_str(), AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &sx) < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Napi::Boolean::New(info.Env(), false);
-    throw Napi::Error::New(info.Env(), "statx " + path + ": " + strerror(errno));
+    ThrowStatxError(info.Env(), path, path, errno);
   }
   if (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
     return Napi::Boolean::New(info.Env(), (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0);
   // Kernels before 5.8 do not report the attribute: a different device than the parent's.
   struct statx parent;
   if (statx(AT_FDCWD, (path + "/..").c_str(), AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &parent) < 0)
-    throw Napi::Error::New(info.Env(), "statx " + path + "/..: " + strerror(errno));
+    ThrowStatxError(info.Env(), path, path + "/..", errno);
   return Napi::Boolean::New(info.Env(), sx.stx_dev_major != parent.stx_dev_major ||
                                             sx.stx_dev_minor != parent.stx_dev_minor);
 }

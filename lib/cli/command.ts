@@ -3,6 +3,7 @@
  * a small function taking the parsed arguments and an output. main.ts only registers them.
  */
 import type { Driver } from '../driver';
+import { invalidArgument } from '../errors';
 import type { Output } from './output';
 
 export interface OptionSpec {
@@ -71,7 +72,7 @@ export interface CommandSpec {
 /** A positional argument that is known to be a single string (required, not variadic). */
 export function arg(cmd: ParsedCommand, name: string): string {
   const v = cmd.args[name];
-  if (typeof v !== 'string') throw new Error(`internal: positional ${name} is not a single required argument`);
+  if (typeof v !== 'string') throw invalidArgument(name, 'a single value', v);
   return v;
 }
 

@@ -3,11 +3,15 @@
  * layer" from "busy" from "this kernel cannot do it" without reading the message.
  */
 import { constants as osConstants } from 'node:os';
-import { DevmapperError, ErrorCodes } from '../errors';
+import { DevmapperError, ErrorCodes, type ErrorCode } from '../errors';
 
 export const ExitCode = {
   OK: 0,
-  /** A failure with no class of its own (a bug, or an unforeseen system error). */
+  /**
+   * A failure with no class of its own: a bug (an error without a code, ERR_CLOSED), or a
+   * system failure nobody can act on from the command line (ERR_DM_FAILED, ERR_PARSE, an
+   * errno not listed here, such as EIO).
+   */
   UNEXPECTED: 1,
   /** Bad command line, option or argument (also a dm.* option the library refused). */
   USAGE: 2,
@@ -27,13 +31,12 @@ export const ExitCode = {
   EXISTS: 9,
   /** The root and the pool disagree (transaction id, base device, metadata file): needs a person. */
   INCONSISTENT: 10,
-  /** A bounded wait or retry ran out (ETIMEDOUT), or the command was interrupted. */
+  /** The command was aborted or interrupted (ABORT_ERR), or the kernel timed out (ETIMEDOUT). */
   TIMEOUT: 11,
+  /** A program the library runs failed (mkfs, tune2fs, xfs_growfs, ...): ERR_COMMAND_FAILED. */
+  COMMAND_FAILED: 12,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
-
-/** The project's error code for a kernel without the device-mapper driver (set by the CLI's check). */
-export const NO_DEVICE_MAPPER_CODE = 'ERR_NO_DEVICE_MAPPER';
 
 /** For `devmapper --help`: the status, and what it means. */
 export const EXIT_CODE_HELP: ReadonlyArray<[ExitCodeValue, string]> = [
@@ -48,39 +51,59 @@ export const EXIT_CODE_HELP: ReadonlyArray<[ExitCodeValue, string]> = [
   [ExitCode.ADDON, 'the native addon or libdevmapper cannot be loaded'],
   [ExitCode.EXISTS, 'the layer already exists'],
   [ExitCode.INCONSISTENT, 'root and pool disagree (transaction id, base device, metadata)'],
-  [ExitCode.TIMEOUT, 'a bounded wait ran out, or interrupted'],
+  [ExitCode.TIMEOUT, 'aborted or interrupted, or the kernel timed out'],
+  [ExitCode.COMMAND_FAILED, 'a program it runs failed (mkfs, tune2fs, xfs_growfs, ...)'],
 ];
 
-const BY_CODE: Readonly<Record<string, ExitCodeValue>> = {
+/**
+ * Every project code: a Record over {@link ErrorCode}, so a code added to ErrorCodes without
+ * a status here does not compile.
+ */
+const BY_PROJECT_CODE: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   [ErrorCodes.INVALID_ARGUMENT]: ExitCode.USAGE,
   [ErrorCodes.NOT_SUPPORTED]: ExitCode.USAGE,
   [ErrorCodes.UNSAFE_LAYER_ENTRY]: ExitCode.USAGE,
   [ErrorCodes.UDEV_SYNC_UNSUPPORTED]: ExitCode.USAGE,
-  EINVAL: ExitCode.USAGE,
-  ENOENT: ExitCode.NOT_FOUND,
-  ENXIO: ExitCode.NOT_FOUND,
-  ENODEV: ExitCode.NOT_FOUND,
-  ENODATA: ExitCode.NOT_FOUND,
-  EBUSY: ExitCode.BUSY,
+  // The knob belongs to dm.xfs_nospace_max_retries: leaving the option out is the remedy.
+  [ErrorCodes.XFS_NOSPACE_RETRIES]: ExitCode.USAGE,
   [ErrorCodes.ROOT_BUSY]: ExitCode.BUSY,
   [ErrorCodes.POOL_NOT_WRITABLE]: ExitCode.POOL_SPACE,
   [ErrorCodes.POOL_LOW_SPACE]: ExitCode.POOL_SPACE,
   [ErrorCodes.POOL_FAILED]: ExitCode.POOL_SPACE,
   [ErrorCodes.NO_FREE_DEVICE_ID]: ExitCode.POOL_SPACE,
-  ENOSPC: ExitCode.POOL_SPACE,
-  EROFS: ExitCode.POOL_SPACE,
-  EPERM: ExitCode.PERMISSION,
-  EACCES: ExitCode.PERMISSION,
-  [NO_DEVICE_MAPPER_CODE]: ExitCode.NO_DEVICE_MAPPER,
+  [ErrorCodes.NO_DEVICE_MAPPER]: ExitCode.NO_DEVICE_MAPPER,
   [ErrorCodes.ADDON]: ExitCode.ADDON,
-  EEXIST: ExitCode.EXISTS,
   [ErrorCodes.TRANSACTION_MISMATCH]: ExitCode.INCONSISTENT,
   [ErrorCodes.POOL_NOT_ADOPTABLE]: ExitCode.INCONSISTENT,
   [ErrorCodes.BASE_DEVICE_CHANGED]: ExitCode.INCONSISTENT,
   [ErrorCodes.METADATA_CORRUPT]: ExitCode.INCONSISTENT,
-  [ErrorCodes.TIMEOUT]: ExitCode.TIMEOUT,
   [ErrorCodes.ABORTED]: ExitCode.TIMEOUT,
+  [ErrorCodes.COMMAND_FAILED]: ExitCode.COMMAND_FAILED,
+  // No command-line remedy: libdevmapper said nothing more, the kernel printed a status line
+  // the parser does not know, or a closed DeviceSet was used (a bug).
+  [ErrorCodes.DM_FAILED]: ExitCode.UNEXPECTED,
+  [ErrorCodes.PARSE]: ExitCode.UNEXPECTED,
+  [ErrorCodes.CLOSED]: ExitCode.UNEXPECTED,
 };
+
+/** The errno names with a class of their own; any other errno is UNEXPECTED. */
+const BY_ERRNO: Readonly<Record<string, ExitCodeValue>> = {
+  EINVAL: ExitCode.USAGE,
+  ENOENT: ExitCode.NOT_FOUND,
+  ENOTDIR: ExitCode.NOT_FOUND,
+  ENXIO: ExitCode.NOT_FOUND,
+  ENODEV: ExitCode.NOT_FOUND,
+  ENODATA: ExitCode.NOT_FOUND,
+  EBUSY: ExitCode.BUSY,
+  ENOSPC: ExitCode.POOL_SPACE,
+  EROFS: ExitCode.POOL_SPACE,
+  EPERM: ExitCode.PERMISSION,
+  EACCES: ExitCode.PERMISSION,
+  EEXIST: ExitCode.EXISTS,
+  ETIMEDOUT: ExitCode.TIMEOUT,
+};
+
+const BY_CODE: Readonly<Record<string, ExitCodeValue>> = { ...BY_ERRNO, ...BY_PROJECT_CODE };
 
 /** The error's string code: DevmapperError's, a Node system error's ('ENOENT'), or undefined. */
 export function errorCode(err: unknown): string | undefined {

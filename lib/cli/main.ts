@@ -6,11 +6,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Driver } from '../driver';
-import { DevmapperError } from '../errors';
+import { DevmapperError, ErrorCodes } from '../errors';
 import { detectHostKernel } from '../sandbox';
 import { parseCommandLine } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
-import { errorCode, ExitCode, exitCodeFor, NO_DEVICE_MAPPER_CODE } from './exit-codes';
+import { errorCode, ExitCode, exitCodeFor } from './exit-codes';
 import { commandHelp, groupHelp, mainHelp } from './help';
 import { inspectCommands } from './inspect';
 import { layerCommands } from './layers';
@@ -43,7 +43,7 @@ export function version(): string {
   return pkg.version;
 }
 
-/** One line: `devmapper: <message> (<code>)`. */
+/** One line: `devmapper: <message> (<code>)`; an error without a code (a bug) shows ERR_UNEXPECTED. */
 export function errorLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = errorCode(err) ?? 'ERR_UNEXPECTED';
@@ -55,7 +55,7 @@ export function checkHost(host: { hasDeviceMapper: boolean; isRoot: boolean }, a
   if (!host.hasDeviceMapper)
     throw new DevmapperError(
       `this kernel has no device-mapper driver (not in /proc/misc); run it in the sandbox kernel: devmapper sandbox -- devmapper ${argv.join(' ')}`,
-      { code: NO_DEVICE_MAPPER_CODE },
+      { code: ErrorCodes.NO_DEVICE_MAPPER },
     );
   if (!host.isRoot) throw new DevmapperError('device-mapper needs root: run devmapper as root', { code: 'EPERM' });
 }

@@ -30,7 +30,7 @@ async function createBase(s: DeviceSetState): Promise<void> {
   try {
     await makeFilesystem(path, s.filesystem, s.options.mkfsArgs);
     const probed = await probeFilesystem(path);
-    if (!probed.uuid) throw new DevmapperError(`no file system found on ${path} after mkfs`, { code: 'ERR_COMMAND_FAILED', device: path });
+    if (!probed.uuid) throw new DevmapperError(`no file system found on ${path} after mkfs`, { code: ErrorCodes.COMMAND_FAILED, device: path });
     s.deviceSet.baseDeviceUuid = probed.uuid;
     s.deviceSet.baseDeviceFilesystem = s.filesystem;
     await s.store.writeDeviceSet(s.deviceSet);

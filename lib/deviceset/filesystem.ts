@@ -7,7 +7,7 @@ import { open, mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DevmapperError } from '../errors';
+import { DevmapperError, ErrorCodes } from '../errors';
 import * as sys from '../sys';
 
 const execFileP = promisify(execFile);
@@ -49,7 +49,7 @@ async function run(cmd: string, args: string[], device: string): Promise<void> {
     const e = err as { stderr?: string; code?: number | string };
     const why = (e.stderr ?? '').trim().split('\n').slice(-2).join(' ');
     throw new DevmapperError(`${cmd} ${args.join(' ')} failed${why ? `: ${why}` : ''}`, {
-      code: e.code === 'ENOENT' ? 'ENOENT' : 'ERR_COMMAND_FAILED',
+      code: e.code === 'ENOENT' ? 'ENOENT' : ErrorCodes.COMMAND_FAILED,
       operation: cmd,
       device,
       cause: err,

@@ -80,7 +80,12 @@ export class MetadataStore {
   async open(): Promise<string[]> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      if (!(await stat(this.dir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      if (!(await stat(this.dir)).isDirectory())
+        throw new DevmapperError(`open metadata directory ${this.dir}: not a directory`, {
+          errno: osConstants.errno.ENOTDIR,
+          operation: 'open metadata directory',
+          device: this.dir,
+        });
       await chmod(this.dir, 0o700);
     } catch (err) {
       throw fsError(err, 'open metadata directory', this.dir);

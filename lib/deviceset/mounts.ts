@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as dm from '../dm';
-import { DevmapperError, invalidArgument } from '../errors';
+import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import * as sys from '../sys';
 import { deactivate, nameOf, unknownDevice } from './devices';
 import { requiredMountOptions } from './filesystem';
@@ -29,7 +29,7 @@ async function applyXfsNospaceRetries(s: DeviceSetState, hash: string): Promise<
     await writeFile(knob, String(s.options.xfsNospaceMaxRetries));
   } catch (err) {
     throw new DevmapperError(`could not apply dm.xfs_nospace_max_retries at ${knob}`, {
-      code: 'ERR_XFS_NOSPACE_RETRIES',
+      code: ErrorCodes.XFS_NOSPACE_RETRIES,
       argument: 'dm.xfs_nospace_max_retries',
       device: hash,
       cause: err,

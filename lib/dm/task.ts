@@ -26,7 +26,8 @@ const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
  * {@link withTaskSettings} scope. A DeviceSet does not change them: it runs its own tasks
  * with its `udevWaitTimeoutMs` option.
  *
- * @throws RangeError for a udevTimeoutMs that is not a non-negative integer
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT (argument `udevTimeoutMs`) for a
+ *   udevTimeoutMs that is not a non-negative integer
  *
  * @example
  * ```ts
@@ -36,7 +37,7 @@ const defaults: TaskDefaults = { udevTimeoutMs: 30_000 };
 export function setTaskDefaults(next: Partial<TaskDefaults>): void {
   if (next.udevTimeoutMs !== undefined) {
     if (!Number.isInteger(next.udevTimeoutMs) || next.udevTimeoutMs < 0)
-      throw new RangeError('udevTimeoutMs must be a non-negative integer');
+      throw invalidArgument('udevTimeoutMs', 'a non-negative integer (ms)', next.udevTimeoutMs);
     defaults.udevTimeoutMs = next.udevTimeoutMs;
   }
 }

@@ -13,6 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, rmdir } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { KeyedLock } from '../util';
@@ -245,7 +246,7 @@ export class Driver {
       if (count > 0 || sys.isMountPoint(mp))
         throw new DevmapperError(`layer ${id} is mounted at ${mp} (${count || 'left by another process'}): put it first`, {
           code: 'EBUSY',
-          errno: 16,
+          errno: osConstants.errno.EBUSY,
           device: id,
           operation: 'remove',
         });

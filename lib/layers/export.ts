@@ -148,7 +148,12 @@ async function addEntry(pack: tar.Pack, header: EntryHeader, file?: string): Pro
     }
   }
   // streamx's typings require an argument that its end() does not need.
-  if (closing(sink) || closing(pack)) throw new Error('the layer tar was closed before its end');
+  if (closing(sink) || closing(pack))
+    throw new DevmapperError(`the layer tar was closed before its end (at ${header.name})`, {
+      code: ErrorCodes.ABORTED,
+      operation: 'export',
+      device: header.name,
+    });
   (sink as unknown as { end(): void }).end();
   await done;
 }

@@ -1,7 +1,7 @@
 /** The Debian packages the sandbox needs: checked, and installed when we are root. */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { DevmapperError } from '../errors';
+import { DevmapperError, ErrorCodes } from '../errors';
 
 /** The user-mode Linux kernel binary (Debian package user-mode-linux). */
 export const UML_BINARY = '/usr/bin/linux.uml';
@@ -93,7 +93,7 @@ function aptGet(args: string[]): void {
     const tail = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
     const why = r.error?.message ?? `exit ${r.status}`;
     throw new DevmapperError(`sandbox: apt-get ${args.join(' ')} failed (${why})\n${tail}`, {
-      code: 'ERR_SANDBOX_INSTALL',
+      code: ErrorCodes.COMMAND_FAILED,
       operation: `apt-get ${args[0]}`,
       cause: r.error,
     });

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { DevmapperError, invalidArgument } from '../errors';
+import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import {
   isGuestLocalPath,
   OPTIONAL_MODULES,
@@ -241,7 +241,7 @@ export async function runInSandbox(opts: SandboxRunOptions): Promise<SandboxRunR
     killGroup();
     removeControlDir();
     throw new DevmapperError(`sandbox: cannot run ${UML_BINARY}: ${(err as Error).message}`, {
-      code: (err as NodeJS.ErrnoException).code ?? 'ERR_SANDBOX',
+      code: (err as NodeJS.ErrnoException).code ?? ErrorCodes.COMMAND_FAILED,
       operation: 'sandbox spawn',
       cause: err,
     });

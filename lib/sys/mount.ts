@@ -86,8 +86,8 @@ export async function unmount(target: string, opts: UnmountOptions = {}): Promis
  * (STATX_ATTR_MOUNT_ROOT; before Linux 5.8, a device different from the parent's), made on
  * the JS thread because it costs less than a thread hop. False when the path does not exist.
  *
- * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a relative path; Error for a
- *   statx failure other than ENOENT/ENOTDIR (EACCES, ...)
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a relative path; the errno's
+ *   name (EACCES, ENAMETOOLONG, ...) for a statx failure other than ENOENT/ENOTDIR
  *
  * @example
  * ```ts

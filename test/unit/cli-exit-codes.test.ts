@@ -1,6 +1,6 @@
 /** Error classes to exit statuses, and the one-line error format. */
 import { errorLine } from '../../lib/cli/main';
-import { ExitCode, exitCodeFor, NO_DEVICE_MAPPER_CODE } from '../../lib/cli/exit-codes';
+import { EXIT_CODE_HELP, ExitCode, exitCodeFor } from '../../lib/cli/exit-codes';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../../lib/errors';
 
 const err = (code: string) => new DevmapperError('x', { code });
@@ -20,18 +20,34 @@ describe('devmapper exit statuses', () => {
     [err('ENOSPC'), ExitCode.POOL_SPACE],
     [err('EPERM'), ExitCode.PERMISSION],
     [Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }), ExitCode.PERMISSION],
-    [err(NO_DEVICE_MAPPER_CODE), ExitCode.NO_DEVICE_MAPPER],
+    [err(ErrorCodes.NO_DEVICE_MAPPER), ExitCode.NO_DEVICE_MAPPER],
     [err(ErrorCodes.ADDON), ExitCode.ADDON],
     [err('EEXIST'), ExitCode.EXISTS],
     [err(ErrorCodes.TRANSACTION_MISMATCH), ExitCode.INCONSISTENT],
     [err(ErrorCodes.BASE_DEVICE_CHANGED), ExitCode.INCONSISTENT],
     [err(ErrorCodes.METADATA_CORRUPT), ExitCode.INCONSISTENT],
-    [err(ErrorCodes.TIMEOUT), ExitCode.TIMEOUT],
+    [err('ETIMEDOUT'), ExitCode.TIMEOUT],
+    [new DevmapperError('timed out', { errno: 110 }), ExitCode.TIMEOUT],
+    [err(ErrorCodes.ABORTED), ExitCode.TIMEOUT],
+    [err(ErrorCodes.COMMAND_FAILED), ExitCode.COMMAND_FAILED],
+    [err(ErrorCodes.XFS_NOSPACE_RETRIES), ExitCode.USAGE],
+    [new DevmapperError('not a directory', { errno: 20 }), ExitCode.NOT_FOUND],
     [err(ErrorCodes.DM_FAILED), ExitCode.UNEXPECTED],
+    [new DevmapperError('io', { errno: 5 }), ExitCode.UNEXPECTED],
     [new TypeError('bug'), ExitCode.UNEXPECTED],
     ['a string', ExitCode.UNEXPECTED],
   ])('%s -> %d', (e, code) => {
     expect(exitCodeFor(e)).toBe(code);
+  });
+
+  test.each(Object.entries(ErrorCodes))('ErrorCodes.%s (%s) has a status that --help lists', (_key, code) => {
+    const status = exitCodeFor(err(code));
+    expect(EXIT_CODE_HELP.map(([c]) => c)).toContain(status);
+  });
+
+  test('only the codes no command line can cause end as 1 (unexpected)', () => {
+    const unexpected = Object.values(ErrorCodes).filter((code) => exitCodeFor(err(code)) === ExitCode.UNEXPECTED);
+    expect(unexpected.sort()).toEqual([ErrorCodes.CLOSED, ErrorCodes.DM_FAILED, ErrorCodes.PARSE].sort());
   });
 
   test('every class has its own status', () => {

@@ -1,15 +1,17 @@
 /**
  * docs/guide.md's troubleshooting tables must name every code the library defines, so the
- * guide moves with lib/errors.ts: a new ErrorCodes entry without a row fails here.
+ * guide moves with lib/errors.ts: a new ErrorCodes entry without a row fails here. The last
+ * cell of each row is the `devmapper` exit status for its codes, checked against the CLI.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ErrorCodes } from '../../lib';
+import { DevmapperError, ErrorCodes } from '../../lib';
+import { exitCodeFor } from '../../lib/cli/exit-codes';
 
 const GUIDE = join(__dirname, '..', '..', 'docs', 'guide.md');
 
 /** The errno codes the guide promises to explain, besides ErrorCodes. */
-const COMMON_ERRNO_CODES = ['EBUSY', 'EEXIST', 'ENXIO', 'ENODEV', 'ENOSPC', 'EPERM', 'EACCES', 'ETIMEDOUT'];
+const COMMON_ERRNO_CODES = ['EBUSY', 'EEXIST', 'ENXIO', 'ENODEV', 'ENOTDIR', 'ENOSPC', 'EPERM', 'EACCES', 'ETIMEDOUT'];
 
 /** The `## Troubleshooting` section: from its heading to the next level-2 heading. */
 function troubleshootingSection(markdown: string): string {
@@ -20,15 +22,21 @@ function troubleshootingSection(markdown: string): string {
   return next < 0 ? rest : rest.slice(0, next);
 }
 
-/** The codes in the first cell of each table row: `EBUSY`, or `EPERM` / `EACCES`. */
-function codesInTables(section: string): Set<string> {
-  const codes = new Set<string>();
+/** Each table row's codes (first cell: `EBUSY`, or `EPERM` / `EACCES`) and its last cell. */
+function tableRows(section: string): { codes: string[]; last: string }[] {
+  const rows: { codes: string[]; last: string }[] = [];
   for (const line of section.split('\n')) {
-    const row = /^\|([^|]*)\|/.exec(line);
-    if (!row) continue;
-    for (const m of row[1].matchAll(/`([A-Z][A-Z0-9_]*)`/g)) codes.add(m[1]);
+    if (!/^\|.*\|\s*$/.test(line)) continue;
+    const cells = line.trim().slice(1, -1).split('|');
+    const codes = [...cells[0].matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]);
+    if (codes.length > 0) rows.push({ codes, last: cells[cells.length - 1].trim() });
   }
-  return codes;
+  return rows;
+}
+
+/** The codes in the first cell of each table row. */
+function codesInTables(section: string): Set<string> {
+  return new Set(tableRows(section).flatMap((r) => r.codes));
 }
 
 describe('docs/guide.md troubleshooting', () => {
@@ -43,8 +51,16 @@ describe('docs/guide.md troubleshooting', () => {
     expect(documented).toContain(code);
   });
 
+  test.each(tableRows(section).flatMap((r) => r.codes.map((code) => [code, r.last] as const)))(
+    '%s: the exit status in the row is the CLI\'s (%s)',
+    (code, last) => {
+      expect(last).toBe(String(exitCodeFor(new DevmapperError('x', { code }))));
+    },
+  );
+
   test('the table reader finds codes only in first cells', () => {
-    const sample = ['| Code | What | Do |', '|---|---|---|', '| `EBUSY` | see `ENXIO` | x |', '| `EPERM` / `EACCES` | y | z |', 'text `ENODEV`'];
+    const sample = ['| Code | What | Do | Exit |', '|---|---|---|---|', '| `EBUSY` | see `ENXIO` | x | 4 |', '| `EPERM` / `EACCES` | y | z | 6 |', 'text `ENODEV`'];
     expect([...codesInTables(sample.join('\n'))].sort()).toEqual(['EACCES', 'EBUSY', 'EPERM']);
+    expect(tableRows(sample.join('\n')).map((r) => r.last)).toEqual(['4', '6']);
   });
 });
