@@ -1,6 +1,6 @@
 /**
  * Shutdown after someone else's crash. Processes that opened the root are SIGKILLed at
- * several points: one while a device it mounted stays mounted, one with a device active but
+ * several points: one while devices it mounted stay mounted, one with a device active but
  * unmounted, one mid-delete, one right after a commit. A new open learns what they left
  * active; its shutdown leaves the kernel as a clean stop would: of the root only the mounted
  * device stays, reported with the pool it holds, never thrown. Once that device is
@@ -24,7 +24,7 @@ async function rootDevices(prefix: string): Promise<string[]> {
 describeKernel('DeviceSet shutdown after a crash', () => {
   jest.setTimeout(300_000);
 
-  test('leftovers of killed processes: shutdown deactivates what nobody holds, reports the mounted device and the busy pool', async () => {
+  test('leftovers of killed processes: shutdown deactivates what nobody holds, reports the mounted devices and the busy pool', async () => {
     const root = await newRoot();
     const options = testOptions();
     let ds = await DeviceSet.open(root, { options });
@@ -35,10 +35,16 @@ describeKernel('DeviceSet shutdown after a crash', () => {
     await ds.addDevice('b', 'image');
     await ds.shutdown();
     const imageMnt = join(root, 'mnt', 'image');
+    const baseMnt = join(root, 'mnt', 'the-base');
     try {
-      // 'image' stays mounted; killed while snapshotting it (the origin suspended and resumed around create_snap).
+      // 'image' and the base stay mounted (every later open checks the base's file system);
+      // killed while snapshotting 'image' (the origin suspended and resumed around create_snap).
       let child = await runChild(
-        { root, options, ops: [{ op: 'mount', hash: 'image' }, { op: 'add', hash: 'c1', base: 'image' }] },
+        {
+          root,
+          options,
+          ops: [{ op: 'mount', hash: '', dir: 'the-base' }, { op: 'mount', hash: 'image' }, { op: 'add', hash: 'c1', base: 'image' }],
+        },
         { point: 'after-create-thin' },
       );
       expect(child.signal).toBe('SIGKILL');
@@ -51,7 +57,7 @@ describeKernel('DeviceSet shutdown after a crash', () => {
       // Killed right after committing a snapshot of the active 'a'.
       child = await runChild({ root, options, ops: [{ op: 'add', hash: 'c2', base: 'a' }] }, { point: 'after-set-transaction-id' });
       expect(child.signal).toBe('SIGKILL');
-      expect(await rootDevices(prefix)).toEqual([`${prefix}-a`, `${prefix}-image`, pool].sort());
+      expect(await rootDevices(prefix)).toEqual([`${prefix}-a`, `${prefix}-base`, `${prefix}-image`, pool].sort());
 
       ds = await DeviceSet.open(root, { options });
       // Recovery rolled back c1 and finished b's deletion; c2 was committed.
@@ -59,19 +65,23 @@ describeKernel('DeviceSet shutdown after a crash', () => {
       const result = await ds.shutdown();
       expect(result).toEqual({
         pool: 'busy',
-        busyDevices: [{ hash: 'image', name: `${prefix}-image`, openCount: expect.any(Number), mountPoints: [imageMnt] }],
+        busyDevices: [
+          { hash: '', name: `${prefix}-base`, openCount: expect.any(Number), mountPoints: [baseMnt] },
+          { hash: 'image', name: `${prefix}-image`, openCount: expect.any(Number), mountPoints: [imageMnt] },
+        ],
       });
-      expect(result.busyDevices[0].openCount).toBeGreaterThan(0);
-      expect(await rootDevices(prefix)).toEqual([`${prefix}-image`, pool].sort());
-      expect(sys.isMountPoint(imageMnt)).toBe(true);
+      for (const d of result.busyDevices) expect(d.openCount).toBeGreaterThan(0);
+      expect(await rootDevices(prefix)).toEqual([`${prefix}-base`, `${prefix}-image`, pool].sort());
+      expect(sys.isMountPoint(imageMnt) && sys.isMountPoint(baseMnt)).toBe(true);
 
-      // The mount's owner unmounts it; the device stays active, held by nobody.
+      // The mounts' owner unmounts them; the devices stay active, held by nobody.
       await sys.unmount(imageMnt);
+      await sys.unmount(baseMnt);
       ds = await DeviceSet.open(root, { options });
       expect(await ds.release()).toEqual({ pool: 'inactive', busyDevices: [] });
       expect(await rootDevices(prefix)).toEqual([]);
     } finally {
-      if (sys.isMountPoint(imageMnt)) await sys.unmount(imageMnt, { detach: true });
+      for (const mnt of [imageMnt, baseMnt]) if (sys.isMountPoint(mnt)) await sys.unmount(mnt, { detach: true });
     }
     await thinCheck(join(root, 'devicemapper', 'metadata'));
   });
