@@ -46,6 +46,7 @@ async function createBase(s: DeviceSetState): Promise<void> {
 async function verifyBase(s: DeviceSetState): Promise<void> {
   const meta = s.devices.get(BASE_HASH);
   if (!meta) return;
+  const wasActive = (await dm.getInfo(nameOf(s, BASE_HASH))) !== null;
   const path = await activateIfNeeded(s, BASE_HASH, meta);
   try {
     const probed = await probeFilesystem(path);
@@ -69,7 +70,8 @@ async function verifyBase(s: DeviceSetState): Promise<void> {
       s.deviceSetOnDisk = true;
     }
   } finally {
-    await deactivate(s, BASE_HASH, { deferred: false });
+    // Active before (left by a process that died, perhaps still mounted): shutdown decides.
+    if (!wasActive) await deactivate(s, BASE_HASH, { deferred: false });
   }
 }
 

@@ -4,7 +4,7 @@
  * metadata under root/metadata and Docker's device names.
  */
 import { EventEmitter } from 'node:events';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { EventQueue, KeyedLock } from '../util';
@@ -23,7 +23,7 @@ import {
 } from './devices';
 import { publishStep, tracedStep, type StepContext } from './diagnostics';
 import { defaultFilesystem, growFilesystem, type FilesystemType } from './filesystem';
-import { checkDeviceHash, devicePrefixFromStat, poolName as poolNameOf } from './hash';
+import { checkDeviceHash, deviceName, devicePrefixFromStat, poolName as poolNameOf } from './hash';
 import { DeviceIdAllocator } from './id-allocator';
 import { MetadataStore, type DeviceMetadata } from './metadata-store';
 import { mountDevice, unmountDevice, type MountDeviceOptions } from './mounts';
@@ -57,6 +57,33 @@ export interface DeleteDeviceOptions {
   sync?: boolean;
   /** Stops the busy retries of the deactivation: rejects with ABORT_ERR. */
   signal?: AbortSignal;
+}
+
+/** A device of the root that {@link DeviceSet.shutdown} left active because something holds it open. */
+export interface BusyDevice {
+  /** The device's hash ('' = the base). */
+  hash: string;
+  /** Its device-mapper name. */
+  name: string;
+  /** The kernel's open count: mounts (in any mount namespace), processes, stacked devices. */
+  openCount: number;
+  /**
+   * Where it is mounted in this process's mount namespace; empty when the holder is a mount
+   * in another namespace or a process that has it open.
+   */
+  mountPoints: string[];
+}
+
+/** What {@link DeviceSet.shutdown} and {@link DeviceSet.release} left active. */
+export interface ShutdownResult {
+  /**
+   * 'inactive': the pool is gone (deactivated now, or already); 'busy': left active because
+   * a thin device still holds it (one of `busyDevices`, or a device another tool made on
+   * it); 'external': a dm.thinpooldev pool, never ours to deactivate.
+   */
+  pool: 'inactive' | 'busy' | 'external';
+  /** Devices of this root left active, each held open by someone; empty after a clean stop. */
+  busyDevices: BusyDevice[];
 }
 
 export interface PoolEventsOptions {
@@ -101,7 +128,7 @@ const taskSettings = (o: ResolvedOptions): dm.TaskSettings => ({ udevTimeoutMs: 
  */
 export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   private deletionTimer: NodeJS.Timeout | null = null;
-  private shutdownPromise: Promise<void> | null = null;
+  private shutdownPromise: Promise<ShutdownResult> | null = null;
   private readonly poolEvents: PoolEventMonitor;
   private readonly eventQueues = new Set<EventQueue<PoolEvent>>();
 
@@ -181,7 +208,9 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * ({@link dm.withTaskSettings}); the process-wide settings ({@link dm.setTaskDefaults},
    * {@link dm.setLogLevel}) are left alone. A refused open deactivates what it activated.
    * The root is locked (root/.devmapper-lock, flock) until shutdown or release: one
-   * DeviceSet per root at a time, across processes.
+   * DeviceSet per root at a time, across processes. With the lock held, devices of this root
+   * that the kernel has active were left by a process that died: open takes them over (they
+   * stay as they are; shutdown deactivates those nobody holds).
    *
    * @param root absolute path of the root directory (created if missing)
    * @param openOptions doInit (default true) and the options
@@ -301,6 +330,10 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       fresh,
     });
     foundPool(pool.name);
+    // The root lock is ours, so every device of this root the kernel has active was left by a
+    // process that died holding it: they are ours to deactivate at shutdown, as if we had
+    // activated them (those still mounted by someone stay, and are reported then).
+    const leftovers = await activeDevicesOfRoot(prefix, [pool.name, poolNameOf(prefix)]);
 
     const ids = new DeviceIdAllocator();
     for (const meta of devices.values()) ids.markUsed(meta.deviceId);
@@ -332,7 +365,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       filesystem,
       locks: new KeyedLock(),
       mounts: new Map(),
-      activated: new Set(),
+      activated: new Set(leftovers),
       closed: false,
     };
     const ds = new DeviceSet(s);
@@ -657,28 +690,47 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   }
 
   /**
-   * Unmounts and deactivates every device this DeviceSet mounted or activated, deactivates
-   * the pool when it is ours, and saves the metadata. Idempotent; the set is closed after.
-   * Every step is tried; the first failure is thrown at the end.
+   * Leaves the kernel as a clean stop would: unmounts what this DeviceSet mounted, deactivates
+   * every device of the root that is active (those it activated, and those a process that
+   * died left active, found at open), deactivates the pool when it is ours, and saves the
+   * metadata. Idempotent; the set is closed after.
+   *
+   * A device that something else still holds open (a mount made by another process, a
+   * process reading it) stays active and is reported in `busyDevices`, never thrown; the
+   * pool it sits on then stays too (`pool: 'busy'`). A device held only for a moment (udev
+   * probing it) is retried within dm's removal budget first; a device still mounted in this
+   * mount namespace is not retried.
+   *
+   * @returns what was left active: `{ pool: 'inactive', busyDevices: [] }` after a clean stop
+   * @throws {@link DevmapperError} only for what this DeviceSet did itself: an unmount of its
+   *   own mount, or writing the metadata, that failed (every step is still tried; the first
+   *   failure is thrown at the end)
+   *
+   * @example
+   * ```ts
+   * const { pool, busyDevices } = await ds.shutdown();
+   * for (const d of busyDevices) console.warn(`${d.name} still held (mounted at ${d.mountPoints.join(', ') || 'another namespace'})`);
+   * ```
    */
-  shutdown(): Promise<void> {
+  shutdown(): Promise<ShutdownResult> {
     this.shutdownPromise ??= tracedStep(this.stepContext('shutdown'), () => this.scoped(() => this.doShutdown(false)));
     return this.shutdownPromise;
   }
 
   /**
-   * Closes this handle but leaves what is mounted mounted, for a later process to take over
-   * (a command-line tool between invocations; Driver.get/put adopt such mounts). Devices it
-   * activated and did not mount are deactivated and the metadata saved; the pool, when ours,
-   * is deactivated only when no thin device holds it open. Shares shutdown's promise: the
-   * first of the two called decides.
+   * Closes this handle but leaves what it mounted mounted, for a later process to take over
+   * (a command-line tool between invocations; Driver.get/put adopt such mounts). Otherwise as
+   * {@link DeviceSet.shutdown}: every other device of the root that nobody holds is
+   * deactivated, the metadata saved, and the pool, when ours, deactivated unless a thin
+   * device still holds it. Kept mounts are reported in `busyDevices`. Shares shutdown's
+   * promise: the first of the two called decides.
    */
-  release(): Promise<void> {
+  release(): Promise<ShutdownResult> {
     this.shutdownPromise ??= this.scoped(() => this.doShutdown(true));
     return this.shutdownPromise;
   }
 
-  private async doShutdown(keepMounts: boolean): Promise<void> {
+  private async doShutdown(keepMounts: boolean): Promise<ShutdownResult> {
     const s = this.s;
     s.closed = true;
     for (const q of [...this.eventQueues]) q.end();
@@ -695,9 +747,15 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     };
     if (!keepMounts)
       for (const [hash, path] of [...s.mounts]) await attempt(() => s.locks.run(deviceLock(hash), () => unmountDevice(s, hash, path)));
-    for (const hash of [...s.activated]) {
-      if (keepMounts && s.mounts.has(hash)) continue;
-      await attempt(() => s.locks.run(deviceLock(hash), () => deactivate(s, hash, { deferred: false })));
+    const busyDevices: BusyDevice[] = [];
+    const mountPoints = await mountPointsByDevice();
+    for (const hash of [...s.activated].sort()) {
+      await attempt(() =>
+        s.locks.run(deviceLock(hash), async () => {
+          const busy = await this.deactivateUnlessHeld(hash, mountPoints, keepMounts && s.mounts.has(hash));
+          if (busy) busyDevices.push(busy);
+        }),
+      );
     }
     // Only when it moved (a create that failed after taking an id) or was never written.
     if (!s.deviceSetOnDisk || s.ids.nextDeviceId !== s.deviceSet.nextDeviceId)
@@ -706,21 +764,98 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
         s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
         s.deviceSetOnDisk = true;
       });
+    let pool: ShutdownResult['pool'] = s.pool.owned ? 'inactive' : 'external';
     if (s.pool.owned) {
       await attempt(async () => {
         const info = await dm.getInfo(s.pool.name);
-        // Released with thin devices still mapped (mounted by us or an earlier process): they need the pool.
-        if (info && keepMounts && info.openCount > 0) return;
-        if (info) await dm.removeDevice(s.pool.name, { retryBudgetMs: s.options.removeRetryBudgetMs });
+        if (!info) return;
+        // Its thin devices that stay need it; not an error (Docker's Shutdown neither).
+        if (busyDevices.length > 0) {
+          pool = 'busy';
+          return;
+        }
+        try {
+          await dm.removeDevice(s.pool.name, { retryBudgetMs: s.options.removeRetryBudgetMs });
+        } catch (err) {
+          if (!(err instanceof DevmapperError)) throw err;
+          if (err.code === 'EBUSY') pool = 'busy';
+          else if (err.code !== 'ENXIO') throw err;
+        }
       });
     }
     // Last: another process may take the root once this one has let go of everything.
     s.lock.release();
     if (failure !== undefined) throw failure;
+    return { pool, busyDevices };
+  }
+
+  /**
+   * Deactivates a device of the root at shutdown unless something holds it: a device mounted
+   * in this namespace is left at once, one held otherwise after dm's busy retries. Returns it
+   * when it stays active.
+   */
+  private async deactivateUnlessHeld(hash: string, mountPoints: Map<string, string[]>, keep: boolean): Promise<BusyDevice | null> {
+    const s = this.s;
+    const name = nameOf(s, hash);
+    const held = async (): Promise<BusyDevice | null> => {
+      const info = await dm.getInfo(name);
+      if (!info) {
+        s.activated.delete(hash);
+        return null;
+      }
+      const where = mountPoints.get(`${info.major}:${info.minor}`) ?? [];
+      return info.openCount > 0 && (keep || where.length > 0) ? { hash, name, openCount: info.openCount, mountPoints: where } : null;
+    };
+    const mounted = await held();
+    if (mounted || !s.activated.has(hash)) return mounted;
+    try {
+      await deactivate(s, hash, { deferred: false });
+      return null;
+    } catch (err) {
+      if (!(err instanceof DevmapperError)) throw err;
+      // Gone meanwhile (a deferred remove completed): as good as deactivated.
+      if (err.code === 'ENXIO') {
+        s.activated.delete(hash);
+        return null;
+      }
+      if (err.code !== 'EBUSY') throw err;
+      const info = await dm.getInfo(name);
+      if (!info) return null;
+      return { hash, name, openCount: info.openCount, mountPoints: mountPoints.get(`${info.major}:${info.minor}`) ?? [] };
+    }
   }
 
   /** {@link DeviceSet.shutdown}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown();
   }
+}
+
+/**
+ * The hashes of the devices of a root the kernel has active, from their names
+ * (`<prefix>-<hash>`, `<prefix>-base` for the base), leaving out the pool names given.
+ */
+async function activeDevicesOfRoot(prefix: string, poolNames: string[]): Promise<string[]> {
+  const start = `${prefix}-`;
+  const base = deviceName(prefix, BASE_HASH);
+  return (await dm.listDevices())
+    .map((d) => d.name)
+    .filter((n) => n.startsWith(start) && !poolNames.includes(n))
+    .map((n) => (n === base ? BASE_HASH : n.slice(start.length)));
+}
+
+/** The mount points of this mount namespace by device ("major:minor"), from /proc/self/mountinfo. */
+async function mountPointsByDevice(): Promise<Map<string, string[]>> {
+  const byDevice = new Map<string, string[]>();
+  const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    // id parent major:minor root mount-point ...; spaces and the like are octal escapes.
+    const fields = line.split(' ');
+    if (fields.length < 5) continue;
+    const point = fields[4].replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+    const list = byDevice.get(fields[2]);
+    if (list) list.push(point);
+    else byDevice.set(fields[2], [point]);
+  }
+  return byDevice;
 }

@@ -6,6 +6,8 @@ export {
   type DeleteDeviceOptions,
   type DeviceSetEvents,
   type PoolEventsOptions,
+  type ShutdownResult,
+  type BusyDevice,
 } from './deviceset';
 export type { PoolEvent, PoolEventType } from './pool-transitions';
 export type { PoolEventStats } from './pool-events';

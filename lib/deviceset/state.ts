@@ -31,7 +31,10 @@ export interface DeviceSetState {
   locks: KeyedLock;
   /** Where we mounted each device (hash -> path). */
   mounts: Map<string, string>;
-  /** Devices we activated (hash), to deactivate at shutdown. */
+  /**
+   * Devices of this root active in the kernel (hash), to deactivate at shutdown: those we
+   * activated, and those found active at open (left by a process that died holding the root).
+   */
   activated: Set<string>;
   closed: boolean;
   /** This DeviceSet's hold on the root, dropped at the end of shutdown or release. */
