@@ -113,7 +113,7 @@ test('a wrong step shape is a TypeError before anything runs', async () => {
 });
 
 test('the crash step kills the process at its place in the job: the step before it is done, the one after is not', () => {
-  const steps = resolve(__dirname, '../../dist/steps');
+  const steps = resolve(__dirname, '../../dist/dm');
   const script = `
     const s = require(${JSON.stringify(steps)});
     s.runSteps([s.writeFileStep(${JSON.stringify(join(dir, 'before'))}, 'b'), s.crashStep(), s.writeFileStep(${JSON.stringify(join(dir, 'after'))}, 'a')]);
