@@ -6,7 +6,7 @@
  *
  * Writes are atomic and durable: a '.tmp' file in the same directory, fsync, rename over the
  * target, fsync of the directory (Docker skipped the last step). Each write is one native
- * job (lib/steps), and the DeviceSet puts several writes and the pool messages between them
+ * job (lib/dm/steps.ts), and the DeviceSet puts several writes and the pool messages between them
  * into one job: a libuv round trip per request would cost eight per file.
  */
 import { constants as osConstants } from 'node:os';
