@@ -1,7 +1,7 @@
 /**
- * The task descriptions of the dm operations, in one place: the public functions run them
- * one by one, and the DeviceSet puts the same descriptions into one native job of several
- * steps (lib/dm/steps.ts, sequences.ts). Arguments are validated here, so both paths refuse the same input.
+ * The task descriptions of the dm operations, in one place. The kernel sequences
+ * (sequences.ts) make steps of them, which the public functions and the DeviceSet run alike;
+ * the queries run them alone. Arguments are validated here, so every path refuses the same input.
  */
 import { native, type NativeTaskSpec } from '../native';
 import { formatThinTable } from './parse';
