@@ -122,13 +122,10 @@ export async function createRegisteredDevice(
         s.ids.release(deviceId);
         s.tx.reset();
         throw out.error;
-      case 'create':
-        // Made behind our back: leave it marked used, take the next one.
-        if (out.error.code === 'EEXIST') continue;
-        s.ids.release(deviceId);
-        await s.tx.abandon();
-        throw out.error;
       case 'suspend':
+      case 'create':
+        // An id made behind our back: leave it marked used, take the next one.
+        if (out.failedPhase === 'create' && out.error.code === 'EEXIST') continue;
         // Nothing was made.
         s.ids.release(deviceId);
         await s.tx.abandon();
