@@ -41,8 +41,7 @@ export function checkPeekPath(path: string | undefined): string {
 /** Lists `path` (relative, checked by {@link checkPeekPath}) of volume `id`, through a read-only DeviceSet. */
 export async function peekVolume(root: string, options: string[], id: string, path: string): Promise<PeekResult> {
   const ro = await DeviceSet.openReadOnly(root, options);
-  const meta = await ro.getDeviceMetadata(id);
-  return ro.withVolume(id, async (dir) => {
+  return ro.withVolume(id, async (dir, meta) => {
     const target = join(dir, path);
     if (target !== dir && !target.startsWith(dir + sep)) throw usageError('peek: PATH leaves the volume', 'PATH');
     const st = await lstat(target).catch((err: NodeJS.ErrnoException) => {

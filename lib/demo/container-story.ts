@@ -91,16 +91,16 @@ export async function runContainerStory(): Promise<void> {
     await driver.cleanup();
     driver = null;
     const ro = await DeviceSet.openReadOnly(home, options);
-    const listing = await ro.withVolume(CTR, async (dir) => {
+    const listing = await ro.withVolume(CTR, async (dir, meta) => {
       const top = (await readdir(dir, { withFileTypes: true })).map((e) => `${e.name}${e.isDirectory() ? '/' : ''}`).sort();
       const srv = [];
       for (const name of (await readdir(join(dir, 'rootfs', 'srv'))).sort()) {
         const st = await lstat(join(dir, 'rootfs', 'srv', name));
         srv.push(`${name} (${(st.mode & 0o7777).toString(8)}, uid ${st.uid})`);
       }
-      return { top, srv };
+      return { deviceId: meta.deviceId, top, srv };
     });
-    detail(`device id ${(await ro.getDeviceMetadata(CTR)).deviceId}: ${listing.top.join(' ')}`);
+    detail(`device id ${listing.deviceId}: ${listing.top.join(' ')}`);
     detail(`rootfs/srv: ${listing.srv.join(' ')}`);
     detail(`devices left active by the look: ${(await dm.listDevices()).filter((d) => d.name.startsWith('devmapper-ro-')).length}`);
 

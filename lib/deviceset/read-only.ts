@@ -90,7 +90,7 @@ export class ReadOnlyDeviceSet {
 
   /**
    * Mounts the device's file system read-only on a temporary directory (its journal never
-   * replayed), runs fn with that directory, then unmounts and unmaps everything this call
+   * replayed), runs fn with that directory and the device's metadata, then unmounts and unmaps everything this call
    * made, whatever happened. A device in use (its mapping open: mounted by its DeviceSet) is
    * refused: look at it where it is mounted.
    *
@@ -99,7 +99,7 @@ export class ReadOnlyDeviceSet {
    *   dm.thinpooldev pool that is down); ERR_BASE_DEVICE_CHANGED when no ext4 or xfs file
    *   system is found; whatever fn throws
    */
-  async withVolume<T>(hash: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  async withVolume<T>(hash: string, fn: (dir: string, meta: DeviceMetadata) => Promise<T>): Promise<T> {
     const meta = await this.getDeviceMetadata(hash);
     const own = await dm.getInfo(deviceName(this.prefix, hash));
     if (own && own.openCount > 0)
@@ -126,7 +126,7 @@ export class ReadOnlyDeviceSet {
       // Never replay a journal: the device is read-only, and the volume must stay as it was.
       await sys.mount(device, dir, fs, { readOnly: true, data: fs === 'xfs' ? 'nouuid,norecovery' : 'noload' });
       cleanup.push(() => sys.unmount(dir));
-      result = { value: await fn(dir) };
+      result = { value: await fn(dir, meta) };
     } catch (err) {
       failure = err;
     }
