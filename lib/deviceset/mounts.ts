@@ -55,15 +55,20 @@ export interface MountDeviceOptions {
   layout?: LayoutEntry[];
 }
 
+function checkMode(mode: unknown, argument: string): number {
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw invalidArgument(argument, 'a file mode (0 to 0o7777)', mode);
+  return mode;
+}
+
 function layoutSteps(path: string, layout: LayoutEntry[]): dm.Step[] {
   return layout.map((e) => {
     const parts = typeof e.path === 'string' ? e.path.split('/') : [];
     if (parts.length === 0 || e.path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..' || p.includes('\0')))
       throw invalidArgument('layout.path', 'a relative path without empty, . or .. components', e.path);
-    if (!Number.isInteger(e.mode) || e.mode < 0 || e.mode > 0o7777) throw invalidArgument('layout.mode', 'a file mode (0 to 0o7777)', e.mode);
+    const mode = checkMode(e.mode, 'layout.mode');
     const target = join(path, e.path);
     const o = { ok: ['EEXIST' as const], phase: 'layout' as const };
-    return e.content === undefined ? dm.mkdirStep(target, e.mode, o) : dm.createFileStep(target, e.content, e.mode, o);
+    return e.content === undefined ? dm.mkdirStep(target, mode, o) : dm.createFileStep(target, e.content, mode, o);
   });
 }
 
@@ -88,7 +93,7 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
   const data = mountData(s, mountLabel);
   const layout = layoutSteps(path, o.layout ?? []);
   const name = nameOf(s, hash);
-  const mountPoint = o.mountPointMode === undefined ? [] : [dm.mkdirStep(path, o.mountPointMode, { ok: ['EEXIST'], phase: 'mountpoint' })];
+  const mountPoint = o.mountPointMode === undefined ? [] : [dm.mkdirStep(path, checkMode(o.mountPointMode, 'mountPointMode'), { ok: ['EEXIST'], phase: 'mountpoint' })];
   const out = await dm.runSteps([
     ...mountPoint,
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
@@ -98,12 +103,13 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
   ]);
   if (out.error) {
     const phase = out.failedPhase;
-    if (phase === 'layout') await runQuietly(dm.runSteps([dm.umountStep(path)]));
+    // Undo that must not hide the error being reported.
+    if (phase === 'layout') await dm.runSteps([dm.umountStep(path)]).catch(() => undefined);
     if (phase === 'mount' || phase === 'layout') {
       s.activated.add(hash);
       await deactivate(s, hash).catch(() => undefined);
     }
-    if (phase !== 'mountpoint' && dm.madeIn(out, 'mountpoint')) await runQuietly(dm.runSteps([dm.rmdirStep(path)]));
+    if (phase !== 'mountpoint' && dm.madeIn(out, 'mountpoint')) await dm.runSteps([dm.rmdirStep(path)]).catch(() => undefined);
     throw out.error;
   }
   s.activated.add(hash);
@@ -116,11 +122,6 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
     throw err;
   }
   s.mounts.set(hash, path);
-}
-
-/** Undo that must not hide the error being reported. */
-async function runQuietly(job: Promise<unknown>): Promise<void> {
-  await job.catch(() => undefined);
 }
 
 /**

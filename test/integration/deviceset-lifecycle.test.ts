@@ -4,6 +4,7 @@
  * status, and ids that must never become paths.
  */
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DevmapperError, dm } from '../../lib';
 import { DeviceSet } from '../../lib/deviceset';
@@ -170,6 +171,17 @@ describeKernel('DeviceSet life cycle', () => {
       expect((await dm.listDevices()).filter((d) => d.name.startsWith(ds.devicePrefix)).map((d) => d.name)).toEqual([ds.poolName]);
       // One byte shorter fits a device-mapper name.
       await ds.addDevice(longId.slice(1), '');
+      // A mount's options are checked before the job: no mount point, no activation.
+      const mp = join(root, 'mnt-bad');
+      const refusals: [object, string][] = [
+        [{ mountPointMode: -1 }, 'mountPointMode'],
+        [{ mountPointMode: 0o755, layout: [{ path: '../escape', mode: 0o755 }] }, 'layout.path'],
+        [{ mountPointMode: 0o755, layout: [{ path: 'id', mode: 1.5, content: 'x' }] }, 'layout.mode'],
+      ];
+      for (const [opts, argument] of refusals)
+        await expect(ds.mountDevice(longId.slice(1), mp, undefined, opts)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', argument });
+      expect(existsSync(mp)).toBe(false);
+      expect(await dm.getInfo(ds.deviceName(longId.slice(1)))).toBeNull();
       await ds.deleteDevice(longId.slice(1));
     });
   });
