@@ -132,6 +132,8 @@ export interface NativeStep {
   /** discard: the byte range. */
   offset?: number;
   length?: number;
+  /** discard: a thin device's status task, run first; when it reports nothing mapped, the discard is skipped. */
+  unlessUnmapped?: NativeTaskSpec;
   /** writeFile / createFile / mkdir mode (default 0600; createFile and mkdir set it exactly, whatever the umask). */
   mode?: number;
   /** errnos that count as done (the step's result keeps the errno). */
@@ -145,6 +147,8 @@ export interface NativeStep {
 /** What one step did. */
 export interface NativeStepResult {
   ran: boolean;
+  /** It ran and found nothing to do (a discard of a thin device with nothing mapped). */
+  skipped?: boolean;
   /** A tolerated errno, 0 when the call succeeded. */
   errno: number;
   ns: number;

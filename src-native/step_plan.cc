@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,9 @@ struct Step {
   uint32_t mode = 0;    // file or directory mode
   uint64_t offset = 0;  // discard: byte range
   uint64_t length = 0;
+  // discard: when set, the thin device's status task asked first; nothing mapped, no discard.
+  bool has_unless_unmapped = false;
+  TaskSpec unless_unmapped;
   std::vector<int> ok_errnos;
   bool always = false;
   std::string operation;
@@ -50,7 +55,8 @@ struct Step {
 
 struct StepResult {
   bool ran = false;
-  int err = 0;  // a tolerated errno (0: the call succeeded)
+  bool skipped = false;  // ran and found nothing to do (a thin device with nothing mapped)
+  int err = 0;           // a tolerated errno (0: the call succeeded)
   uint64_t ns = 0;
   bool has_task = false;
   TaskResult task;
@@ -90,6 +96,12 @@ Step StepFromJs(const Napi::Object& o) {
   s.mode = static_cast<uint32_t>(GetU64(o, "mode", 0600));
   s.offset = GetU64(o, "offset", 0);
   s.length = GetU64(o, "length", 0);
+  if (Has(o, "unlessUnmapped")) {
+    Napi::Value t = o.Get("unlessUnmapped");
+    if (!t.IsObject()) throw Napi::TypeError::New(env, "unlessUnmapped must be a task object");
+    s.unless_unmapped = TaskSpecFromJs(t.As<Napi::Object>());
+    s.has_unless_unmapped = true;
+  }
   if (Has(o, "okErrnos")) {
     Napi::Value v = o.Get("okErrnos");
     if (!v.IsArray()) throw Napi::TypeError::New(env, "okErrnos must be an array");
@@ -108,6 +120,18 @@ Step StepFromJs(const Napi::Object& o) {
 // The step's own name for its call, else the call's.
 std::string Op(const Step& s, const char* call) {
   return s.operation.empty() ? call : s.operation;
+}
+
+// Whether a thin target's status line ("<mapped sectors> <highest mapped sector|->", or
+// "Fail", "Error", "-") says nothing is mapped, or that there is nothing to discard through.
+bool ThinHasNothingMapped(const TaskResult& status) {
+  if (status.targets.size() != 1) return true;
+  const std::string& p = status.targets[0].params;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long mapped = strtoull(p.c_str(), &end, 10);
+  if (end == p.c_str() || errno != 0) return true;
+  return mapped == 0;
 }
 
 void RunStep(const Step& s, StepResult* r, NativeError* e) {
@@ -133,6 +157,23 @@ void RunStep(const Step& s, StepResult* r, NativeError* e) {
     case StepKind::kRmdir:
       return sys::Rmdir(Op(s, "rmdir"), s.path, e);
     case StepKind::kDiscard:
+      if (s.has_unless_unmapped) {
+        // A discard of a thin device with no mapped block would only walk its empty range.
+        RunTask(s.unless_unmapped, &r->task, e);
+        // The result carries the status task's outcome only when it succeeded: a failed
+        // step without one failed in its query, one with it in its discard.
+        if (e->set) return;
+        // libdevmapper answers a status of a missing device with "does not exist", not ENXIO.
+        if (r->task.has_info && !r->task.info.exists)
+          return e->Set(s.unless_unmapped.operation, s.unless_unmapped.name, ENXIO,
+                        s.unless_unmapped.operation + " on " + s.unless_unmapped.name +
+                            " failed: " + strerror(ENXIO));
+        r->has_task = true;
+        if (ThinHasNothingMapped(r->task)) {
+          r->skipped = true;
+          return;
+        }
+      }
       return sys::Discard(Op(s, "discard"), s.path, s.offset, s.length, e);
     case StepKind::kCrash:
       // A crash-safety test's power cut at this exact point of the sequence.
@@ -185,9 +226,14 @@ class StepsWorker : public PromiseWorker {
       const StepResult& r = out_.results[i];
       Napi::Object x = Napi::Object::New(env);
       x.Set("ran", r.ran);
+      if (r.skipped) x.Set("skipped", true);
       x.Set("errno", r.err);
       x.Set("ns", static_cast<double>(r.ns));
-      if (r.has_task && r.ran) x.Set("task", TaskResultToJs(env, steps_[i].task, r.task));
+      if (r.has_task && r.ran) {
+        const TaskSpec& spec =
+            steps_[i].kind == StepKind::kTask ? steps_[i].task : steps_[i].unless_unmapped;
+        x.Set("task", TaskResultToJs(env, spec, r.task));
+      }
       a.Set(i, x);
     }
     o.Set("results", a);

@@ -216,27 +216,32 @@ export async function deactivate(s: DeviceSetState, hash: string, o: DeactivateO
 }
 
 /**
- * Discards the device's blocks before deletion (dm.blkdiscard), only when it has mapped
- * blocks and nobody holds it open; no process-wide sync. A device activated for it is
- * deactivated in the discard's own job.
+ * Discards the device's blocks before deletion (dm.blkdiscard) unless something holds it
+ * open, in one native job: the device activated when it is not active, the thin target asked
+ * whether anything is mapped (a device with nothing mapped is not discarded), the discard,
+ * and a device activated for it deactivated again. No process-wide sync. Returns whether it
+ * discarded.
  */
-export async function discardIfUseful(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<boolean> {
+export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<boolean> {
   const name = nameOf(s, hash);
   const before = await dm.getInfo(name);
   if (before && before.openCount > 0) return false;
-  const path = await activateIfNeeded(s, hash, meta);
-  let deactivated = false;
-  try {
-    const st = await dm.getThinStatus(name);
-    if (st.state !== 'ok' || st.mappedSectors === 0) return false;
-    const remove = before ? [] : dm.removalSteps(name);
-    await dm.runStepsOrThrow([...dm.discardSteps(path, meta.size), ...remove]);
-    deactivated = remove.length > 0;
-    return true;
-  } finally {
-    if (deactivated) s.activated.delete(hash);
-    else if (!before) await deactivate(s, hash, { deferred: false });
+  const discard = dm.discardSteps(name, meta.size);
+  const out = await dm.runSteps([
+    // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
+    ...dm.activationSteps(before, s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true }),
+    ...discard,
+    ...(before ? [] : dm.removalSteps(name)),
+  ]);
+  const discarded = out.results.some((r) => r.phase === 'discard' && r.ran && !r.skipped && r.errno === 0);
+  if (!out.error) return discarded;
+  // Activated for the discard but not deactivated: the retrying path (udev may still probe it).
+  if (!before && out.failedPhase !== 'activate') {
+    s.activated.add(hash);
+    await deactivate(s, hash, { deferred: false });
   }
+  if (out.failedPhase === 'remove' && out.error.code === 'EBUSY') return discarded;
+  throw out.error;
 }
 
 /** Takes the pool lock for fn. */

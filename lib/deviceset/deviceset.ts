@@ -16,7 +16,7 @@ import {
   createRegisteredDevice,
   deactivate,
   deleteRegisteredDevice,
-  discardIfUseful,
+  discardBeforeDelete,
   nameOf,
   unknownDevice,
   withPoolLock,
@@ -491,17 +491,22 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   async deleteDevice(hash: string, opts: DeleteDeviceOptions = {}): Promise<void> {
     this.checkOpen();
     if (hash === BASE_HASH) throw invalidArgument('hash', 'a device other than the base', hash);
-    await tracedStep(this.stepContext('delete', hash), () => this.doDeleteDevice(hash, opts));
+    // The record says whether the blocks were discarded first (dm.blkdiscard), once known.
+    const detail: { discarded?: boolean } = {};
+    await tracedStep(
+      () => ({ ...this.stepContext('delete', hash), ...(detail.discarded === undefined ? {} : { detail }) }),
+      () => this.doDeleteDevice(hash, opts, detail),
+    );
   }
 
-  private async doDeleteDevice(hash: string, opts: DeleteDeviceOptions): Promise<void> {
+  private async doDeleteDevice(hash: string, opts: DeleteDeviceOptions, detail: { discarded?: boolean }): Promise<void> {
     await this.lockDevice(hash, async () => {
       const meta = this.s.devices.get(hash);
       if (!meta) throw unknownDevice(hash);
       if (this.s.mounts.has(hash))
         throw new DevmapperError(`device ${hash} is mounted at ${this.s.mounts.get(hash)}: unmount it first`, { code: 'EBUSY', device: hash });
       await checkPoolCanChange(this.s);
-      if (this.s.options.blkDiscard && !meta.deleted) await discardIfUseful(this.s, hash, meta);
+      if (this.s.options.blkDiscard && !meta.deleted) detail.discarded = await discardBeforeDelete(this.s, hash, meta);
       const deferredOk = this.s.options.useDeferredDeletion && !opts.sync;
       try {
         await deactivate(this.s, hash, { signal: opts.signal, deferred: this.s.options.useDeferredRemoval && !opts.sync });

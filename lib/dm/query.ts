@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import { native, type NativeInfo, type NativeTaskResult } from '../native';
 import { parseThinPoolStatus, parseThinStatus } from './parse';
 import { runQuery, runTask } from './task';
+import { statusSpec } from './specs';
 import type { TargetLine, ThinPoolStatus, ThinStatus } from './types';
 import { resolveDeviceName } from './validate';
 
@@ -67,7 +68,7 @@ export async function getInfo(name: string): Promise<DeviceInfo | null> {
  */
 export async function getStatus(name: string, opts: { noFlush?: boolean } = {}): Promise<TargetLine[]> {
   const dev = resolveDeviceName(name);
-  const spec = { type: 'status', name: dev, noFlush: opts.noFlush, operation: 'status' } as const;
+  const spec = statusSpec(dev, opts.noFlush);
   // Without noFlush a pool commits its metadata first (I/O): that one always hops.
   const res = requireExists(await (opts.noFlush ? runQuery(spec) : runTask(spec)), dev, 'status');
   return trimmed(res.targets);

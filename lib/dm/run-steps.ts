@@ -19,6 +19,8 @@ export interface StepResult {
   phase: Phase;
   /** False for a step skipped after a failure. */
   ran: boolean;
+  /** It ran and found nothing to do (a discard of a thin device with nothing mapped). */
+  skipped?: boolean;
   /** A tolerated errno, 0 when the call succeeded. */
   errno: number;
   /** Its time, in ns. */
@@ -43,16 +45,22 @@ export interface StepsOutcome {
 export async function runSteps(steps: Step[]): Promise<StepsOutcome> {
   const caller: { stack?: string } = {};
   Error.captureStackTrace(caller, runSteps);
-  const sent = steps.map((s) => (s.kind === 'task' && s.task ? { ...s, task: withTaskDefaults(s.task) } : s));
+  const sent = steps.map((s) => {
+    if (s.kind === 'task' && s.task) return { ...s, task: withTaskDefaults(s.task) };
+    if (s.unlessUnmapped) return { ...s, unlessUnmapped: withTaskDefaults(s.unlessUnmapped) };
+    return s;
+  });
   const out = await native().runSteps(sent);
   out.results.forEach((r, i) => {
     const s = sent[i];
-    if (s.kind !== 'task' || !s.task || !r.ran) return;
-    if (i === out.failedStep) {
-      reportTask(s.task, r.ns / 1e6, { ok: false, error: out.error }, libdmLevel);
+    // A step's dm task: a task step's own, or the status a discard asked first.
+    const task = s.kind === 'task' ? s.task : s.unlessUnmapped;
+    if (!task || !r.ran) return;
+    if (i === out.failedStep && (s.kind === 'task' || !r.task)) {
+      reportTask(task, r.ns / 1e6, { ok: false, error: out.error }, libdmLevel);
     } else if (r.task) {
-      reportTask(s.task, r.ns / 1e6, { ok: true, result: r.task }, libdmLevel);
-      warnIfUdevTimedOut(r.task, s.task.operation ?? s.task.type, s.task.name ?? '');
+      reportTask(task, r.ns / 1e6, { ok: true, result: r.task }, libdmLevel);
+      warnIfUdevTimedOut(r.task, task.operation ?? task.type, task.name ?? '');
     }
   });
   if (out.error) attachCallerStack(out.error, caller.stack);

@@ -18,6 +18,7 @@ import {
   removeSpec,
   resumeSpec,
   setTransactionIdSpec,
+  statusSpec,
   suspendSpec,
   type ActivateSpecOptions,
 } from './specs';
@@ -182,12 +183,14 @@ export function deletionSteps(poolName: string, deviceId: number, o: { missingOk
 
 /**
  * Discard of an active thin device's first `bytes` bytes, so that the pool unmaps its blocks
- * (and a loop file under the pool punches the holes). Phase: discard.
+ * (and a loop file under the pool punches the holes), unless the thin target reports nothing
+ * mapped: the addon asks it in the same job. Phase: discard.
  *
  * @internal
  */
-export function discardSteps(devicePath: string, bytes: number): Step[] {
-  return [discardStep(devicePath, 0, bytes)];
+export function discardSteps(name: string, bytes: number): Step[] {
+  const dev = resolveDeviceName(name);
+  return [discardStep(`/dev/mapper/${dev}`, 0, bytes, { unlessUnmapped: statusSpec(dev, true) })];
 }
 
 /**

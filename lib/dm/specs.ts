@@ -88,6 +88,11 @@ export function infoSpec(name: string): NativeTaskSpec {
   return { type: 'info', name: resolveDeviceName(name), operation: 'info' };
 }
 
+/** The live table's status; `noFlush` spares a pool the metadata commit it would make first. */
+export function statusSpec(name: string, noFlush = false): NativeTaskSpec {
+  return { type: 'status', name: resolveDeviceName(name), noFlush, operation: 'status' };
+}
+
 /** The `@cancel_deferred_remove` message: the device stays. */
 export function cancelDeferredRemoveSpec(name: string): NativeTaskSpec {
   return { type: 'targetMsg', name: resolveDeviceName(name), sector: 0, message: '@cancel_deferred_remove', operation: 'cancel deferred remove' };

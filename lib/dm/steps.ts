@@ -153,12 +153,21 @@ export function rmdirStep(path: string, o: StepOptions = {}): Step {
 }
 
 /**
- * BLKDISCARD of `lengthBytes` bytes from `offsetBytes` of a block device.
+ * BLKDISCARD of `lengthBytes` bytes from `offsetBytes` of a block device. With
+ * `unlessUnmapped` (a thin device's status task) the addon asks first, in the same job, and
+ * skips the discard when nothing is mapped (the result says `skipped`).
  *
  * @internal
  */
-export function discardStep(path: string, offsetBytes: number, lengthBytes: number, o: StepOptions = {}): Step {
-  return { kind: 'discard', path, offset: offsetBytes, length: lengthBytes, ...common(o, 'discard') };
+export function discardStep(
+  path: string,
+  offsetBytes: number,
+  lengthBytes: number,
+  o: StepOptions & { unlessUnmapped?: NativeTaskSpec } = {},
+): Step {
+  const step: Step = { kind: 'discard', path, offset: offsetBytes, length: lengthBytes, ...common(o, 'discard') };
+  if (o.unlessUnmapped) step.unlessUnmapped = o.unlessUnmapped;
+  return step;
 }
 
 /**

@@ -93,7 +93,9 @@ export interface DeviceSetRecord {
   error?: unknown;
   /**
    * Step-specific facts: for 'pool-event' the event's type and the pool's event counter;
-   * for 'pool-watch' whether it started or stopped; for 'recovery' what was rolled back.
+   * for 'pool-watch' whether it started or stopped; for 'recovery' what was rolled back; for
+   * 'delete' with dm.blkdiscard `discarded`, whether the device's blocks were discarded first
+   * (false: nothing was mapped, or something held the device open).
    */
   detail?: Record<string, unknown>;
 }

@@ -3,9 +3,10 @@
  * and pool growth, adopting a pool and refusing a foreign one.
  */
 import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdir, open, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dm, sys } from '../../lib';
+import { CHANNELS, dm, sys, type DeviceSetRecord } from '../../lib';
 import { DeviceSet } from '../../lib/deviceset';
 import { describeKernel } from '../helpers/kernel-env';
 import { newRoot, testOptions, withDeviceSet, thinCheck } from '../helpers/deviceset';
@@ -50,7 +51,15 @@ describeKernel('DeviceSet space and sizes', () => {
       const id = ds.getDeviceMetadata('w')!.deviceId;
       const usedBefore = await dataUsedBlocks(ds.poolName);
       const fileBlocksBefore = (await stat(join(root, 'devicemapper', 'data'))).blocks;
-      await ds.deleteDevice('w');
+      const records: DeviceSetRecord[] = [];
+      const onRecord = (m: unknown) => records.push(m as DeviceSetRecord);
+      subscribe(CHANNELS.deviceset, onRecord);
+      try {
+        await ds.deleteDevice('w');
+      } finally {
+        unsubscribe(CHANNELS.deviceset, onRecord);
+      }
+      expect(records.filter((r) => r.step === 'delete')).toMatchObject([{ hash: 'w', ok: true, detail: { discarded: true } }]);
       const usedAfter = await dataUsedBlocks(ds.poolName);
       const fileBlocksAfter = (await stat(join(root, 'devicemapper', 'data'))).blocks;
       // 16 MiB = 256 blocks of 64 KiB were the device's own.

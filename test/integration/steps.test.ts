@@ -6,7 +6,7 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm, sys } from '../../lib';
 import { activateSpec, createSnapSpec, createThinSpec, deleteThinSpec, removeSpec, resumeSpec, suspendSpec } from '../../lib/dm/specs';
@@ -80,6 +80,45 @@ describeKernel('native step jobs', () => {
       // The skipped create_thin 3 never reached the pool.
       await expect(dm.deleteDevice(p.poolName, 3)).rejects.toMatchObject({ code: 'ENODATA' });
       await dm.removeDevice(origin);
+    });
+  });
+  test('a thin discard asks the thin target first: skipped while nothing is mapped, done (blocks unmapped) once something is', async () => {
+    await withPool(async (p) => {
+      const name = p.name('discard');
+      const size = 64 << 20;
+      await runStepsOrThrow([taskStep(createThinSpec(p.poolName, 9)), taskStep(activateSpec(p.poolName, name, 9, size, { udevPrivate: true }))]);
+      const records: string[] = [];
+      const onRecord = (m: unknown) => records.push((m as { operation: string; device: string }).operation);
+      subscribe('devmapper:dm', onRecord);
+      try {
+        const empty = await runStepsOrThrow(dm.discardSteps(name, size));
+        // The status the discard asked is published as the dm operation it is.
+        expect(records).toEqual(['status']);
+        expect(empty[0]).toMatchObject({ phase: 'discard', ran: true, skipped: true, errno: 0 });
+        expect(empty[0].task?.targets?.[0]?.params).toMatch(/^0 /);
+
+        // 1 MiB written: 16 blocks of 64 KiB mapped, then unmapped by the discard.
+        const fh = await open(`/dev/mapper/${name}`, 'r+');
+        try {
+          await fh.write(Buffer.alloc(1 << 20, 7), 0, 1 << 20, 0);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        expect(await dm.getThinStatus(name)).toMatchObject({ state: 'ok', mappedSectors: 2048 });
+        records.length = 0;
+        const written = await runStepsOrThrow(dm.discardSteps(name, size));
+        expect(records).toEqual(['status']);
+        expect(written[0].skipped).toBeUndefined();
+        expect(await dm.getThinStatus(name)).toMatchObject({ state: 'ok', mappedSectors: 0 });
+      } finally {
+        unsubscribe('devmapper:dm', onRecord);
+      }
+      // A discard of a device that is not there fails in its query, with the query's error.
+      await dm.removeDevice(name);
+      const gone = await runSteps(dm.discardSteps(name, size));
+      expect(gone).toMatchObject({ failedPhase: 'discard', error: { code: 'ENXIO' } });
+      await dm.deleteDevice(p.poolName, 9);
     });
   });
 });
