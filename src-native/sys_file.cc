@@ -170,10 +170,20 @@ struct ReadResult {
 
 // The whole file, or found=false for ENOENT; other errors set e (naming the file).
 void ReadWholeFile(const std::string& path, ReadResult* r, NativeError* e) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Metadata is a regular file the library wrote: a symlink is refused (ELOOP), and nothing
+  // else (a FIFO would block the open, a device would read anything) is read.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
-    if (errno != ENOENT)
+    if (errno == ELOOP)
+      e->Set("read metadata", path, ELOOP, "read metadata " + path + ": a symbolic link, refused");
+    else if (errno != ENOENT)
       e->Set("read metadata", path, errno, "read metadata " + path + ": " + strerror(errno));
+    return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    e->Set("read metadata", path, EINVAL, "read metadata " + path + ": not a regular file");
+    close(fd);
     return;
   }
   char buf[4096];

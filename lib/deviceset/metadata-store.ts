@@ -10,7 +10,7 @@
  * into one job: a libuv round trip per request would cost eight per file.
  */
 import { constants as osConstants } from 'node:os';
-import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import { MAX_THIN_DEVICE_ID } from '../dm';
@@ -153,7 +153,7 @@ export class MetadataStore {
     const hashes = deviceHashes(await this.entries());
     const files = hashes.map((hash) => this.deviceFile(hash));
     // All files in one native job: a readFile each would be four thread hops a device.
-    const texts = await sys.readFiles(files);
+    const texts = await readMetadataFiles(files);
     const devices = new Map<string, DeviceMetadata>();
     // A file removed between the listing and the read is no device.
     hashes.forEach((hash, i) => {
@@ -205,12 +205,27 @@ export class MetadataStore {
   }
 
   private async readText(file: string): Promise<string | null> {
-    try {
-      return await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw fsError(err, 'read metadata', file);
-    }
+    const [text] = await readMetadataFiles([file]);
+    return text ?? null;
+  }
+}
+
+/**
+ * sys.readFiles, with a metadata file that is a symbolic link or not a regular file refused
+ * as corrupt metadata: the library only ever writes regular files there, and following a
+ * link would read (and later replace) whatever it points at.
+ */
+async function readMetadataFiles(files: string[]): Promise<(string | null)[]> {
+  try {
+    return await sys.readFiles(files);
+  } catch (err) {
+    if (err instanceof DevmapperError && (err.code === 'ELOOP' || err.code === 'EINVAL'))
+      throw new DevmapperError(`${err.message}: a metadata file must be a regular file; move it away to open this root`, {
+        code: ErrorCodes.METADATA_CORRUPT,
+        device: err.device,
+        cause: err,
+      });
+    throw err;
   }
 }
 
@@ -220,12 +235,17 @@ export class MetadataStore {
  * 'base' is the base device, hash ''. Docker also walked into subdirectories; a
  * subdirectory is not something it wrote, so only regular files count here.
  */
-function deviceHashes(entries: { name: string; isFile(): boolean }[]): string[] {
+function deviceHashes(entries: { name: string; isFile(): boolean; isSymbolicLink(): boolean }[]): string[] {
   const hashes: string[] = [];
   for (const e of entries) {
     const name = e.name;
-    if (!e.isFile()) continue;
     if (name.endsWith('.migrated') || name.startsWith('.')) continue;
+    if (e.isSymbolicLink())
+      throw new DevmapperError(`metadata file ${name} is a symbolic link, refused: a metadata file must be a regular file; move it away to open this root`, {
+        code: ErrorCodes.METADATA_CORRUPT,
+        device: name,
+      });
+    if (!e.isFile()) continue;
     if (name === DEVICE_SET_FILE || name === TRANSACTION_FILE) continue;
     hashes.push(name === 'base' ? '' : name);
   }

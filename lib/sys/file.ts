@@ -99,9 +99,11 @@ export async function lutimesNs(path: string, atime: TimeSpec, mtime: TimeSpec):
 /**
  * Reads many files in one native job (one thread hop for all, not four a file): each whole
  * file as UTF-8, null for a file that does not exist. For a DeviceSet root's metadata files,
- * thousands at open.
+ * thousands at open. Only regular files are read: a symbolic link is refused, never followed,
+ * and a FIFO or device is not opened for reading.
  *
- * @throws {@link DevmapperError} the errno of open(2) or read(2) for a file that exists but cannot be read
+ * @throws {@link DevmapperError} ELOOP for a symbolic link; EINVAL for a path that is not a
+ *   regular file; the errno of open(2) or read(2) for a file that exists but cannot be read
  */
 export async function readFiles(paths: string[]): Promise<(string | null)[]> {
   return native().readFiles(paths);

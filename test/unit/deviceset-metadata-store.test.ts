@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes } from '../../lib/errors';
@@ -184,6 +184,37 @@ describe('open', () => {
 });
 
 describe('reading', () => {
+  test('a device file that is a symbolic link is refused as corrupt metadata, naming it; the target is not read', async () => {
+    const store = new MetadataStore(root);
+    await store.open();
+    const dir = join(root, 'metadata');
+    const outside = join(root, 'outside.json');
+    await writeFile(outside, encodeDevice(dev(5, 5)));
+    await symlink(outside, join(dir, 'c1'));
+    const listed = await caught(store.listDevices());
+    expect(listed).toMatchObject({ code: ErrorCodes.METADATA_CORRUPT, device: 'c1' });
+    expect(listed.message).toMatch(/symbolic link/);
+    expect(await caught(store.readDevice('c1'))).toMatchObject({ code: ErrorCodes.METADATA_CORRUPT, device: join(dir, 'c1') });
+    // Links under names Docker skips are skipped too.
+    await rm(join(dir, 'c1'));
+    await symlink(outside, join(dir, 'x.migrated'));
+    expect([...(await store.listDevices()).keys()]).toEqual([]);
+  });
+
+  test('deviceset-metadata as a symbolic link, transaction-metadata as a FIFO: refused, and the FIFO does not block the read', async () => {
+    const store = new MetadataStore(root);
+    await store.open();
+    const dir = join(root, 'metadata');
+    const outside = join(root, 'set.json');
+    await writeFile(outside, encodeDeviceSet({ nextDeviceId: 4, baseDeviceUuid: UUID, baseDeviceFilesystem: 'ext4' }));
+    await symlink(outside, join(dir, 'deviceset-metadata'));
+    expect(await caught(store.readDeviceSet())).toMatchObject({ code: ErrorCodes.METADATA_CORRUPT, device: join(dir, 'deviceset-metadata') });
+    expect(spawnSync('mkfifo', [join(dir, 'transaction-metadata')]).status).toBe(0);
+    const fifo = await caught(store.readTransaction());
+    expect(fifo).toMatchObject({ code: ErrorCodes.METADATA_CORRUPT, device: join(dir, 'transaction-metadata') });
+    expect(fifo.message).toMatch(/not a regular file/);
+  });
+
   test('missing files read as null; removing a missing device is no error', async () => {
     const store = new MetadataStore(root);
     await store.open();
