@@ -181,8 +181,14 @@ void ReadWholeFile(const std::string& path, ReadResult* r, NativeError* e) {
     return;
   }
   struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    e->Set("read metadata", path, EINVAL, "read metadata " + path + ": not a regular file");
+  if (fstat(fd, &st) < 0) {
+    e->Set("read metadata", path, errno, "read metadata " + path + ": " + strerror(errno));
+    close(fd);
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    int err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    e->Set("read metadata", path, err, "read metadata " + path + ": not a regular file");
     close(fd);
     return;
   }

@@ -312,8 +312,11 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
 
     const store = new MetadataStore(root);
     await store.open();
+    // Every metadata file is read and checked before anything is set up: a corrupt one
+    // refuses the open with no pool, loop file or metadata made.
     const savedSet = await store.readDeviceSet();
     const devices = await store.listDevices();
+    const savedTransaction = await store.readTransaction();
     const fresh = savedSet === null && devices.size === 0;
 
     const pool = await setupPool({
@@ -374,7 +377,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       await tracedStep(
         () => ({ step: 'recovery', root, poolName: pool.name, detail: { rolledBack } }),
         () =>
-          s.tx.recover((hash, deviceId) => {
+          s.tx.recover(savedTransaction, (hash, deviceId) => {
             rolledBack.push({ hash, deviceId });
             s.devices.delete(hash);
             s.ids.release(deviceId);

@@ -21,6 +21,8 @@ const LIBDM_NAME_CHARS = /^[0-9A-Za-z#+\-.:=@_]*$/;
 export interface CheckDeviceHashOptions {
   /** The root's device prefix ("docker-0:18-3"): the dm name must fit in 127 bytes. */
   devicePrefix: string;
+  /** The caller's name for the value, in the error (default 'hash'; the Driver's is 'id'). */
+  argument?: string;
 }
 
 /**
@@ -35,7 +37,7 @@ export interface CheckDeviceHashOptions {
  * @throws DevmapperError ERR_INVALID_ARGUMENT with `argument` 'hash', the message naming the rule
  */
 export function checkDeviceHash(hash: unknown, options: CheckDeviceHashOptions): string {
-  const refuse = (rule: string) => invalidArgument('hash', `a device hash that ${rule}`, hash);
+  const refuse = (rule: string) => invalidArgument(options.argument ?? 'hash', `a device hash that ${rule}`, hash);
   if (typeof hash !== 'string') throw refuse('is a string');
   if (hash.length === 0) throw refuse('is not empty');
   if (hash.includes('\0')) throw refuse('contains no NUL byte');

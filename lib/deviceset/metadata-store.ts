@@ -219,7 +219,7 @@ async function readMetadataFiles(files: string[]): Promise<(string | null)[]> {
   try {
     return await sys.readFiles(files);
   } catch (err) {
-    if (err instanceof DevmapperError && (err.code === 'ELOOP' || err.code === 'EINVAL'))
+    if (err instanceof DevmapperError && (err.code === 'ELOOP' || err.code === 'EINVAL' || err.code === 'EISDIR'))
       throw new DevmapperError(`${err.message}: a metadata file must be a regular file; move it away to open this root`, {
         code: ErrorCodes.METADATA_CORRUPT,
         device: err.device,

@@ -8,7 +8,7 @@
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
 import { crashSteps } from './crash-points';
-import type { MetadataStore } from './metadata-store';
+import type { MetadataStore, TransactionMetadata } from './metadata-store';
 
 export interface RollbackResult {
   hash: string;
@@ -37,12 +37,13 @@ export class TransactionLog {
   }
 
   /**
-   * Reads both sides and rolls back an unfinished transaction. `forget(hash, id)` removes
-   * the in-memory record of the rolled-back device and frees its id.
+   * Reads the pool's side and rolls back an unfinished transaction. `saved` is the
+   * transaction file as read at open (before anything was set up, so that a corrupt one
+   * refuses the open with nothing made); `forget(hash, id)` removes the in-memory record of
+   * the rolled-back device and frees its id.
    */
-  async recover(forget: (hash: string, deviceId: number) => void): Promise<RollbackResult | null> {
+  async recover(saved: TransactionMetadata | null, forget: (hash: string, deviceId: number) => void): Promise<RollbackResult | null> {
     this.poolTransactionId = await this.readPoolTransactionId();
-    const saved = await this.store.readTransaction();
     this.openTransactionId = saved?.openTransactionId ?? this.poolTransactionId;
     if (!saved || saved.openTransactionId === this.poolTransactionId) {
       this.openTransactionId = this.poolTransactionId;

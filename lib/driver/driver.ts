@@ -99,8 +99,8 @@ export class Driver {
   }
 
   /** Throws ERR_INVALID_ARGUMENT for an id that is not a safe device hash, before any path is built from it. */
-  private checkId(id: unknown): string {
-    return checkDeviceHash(id, { devicePrefix: this.deviceSet.devicePrefix });
+  private checkId(id: unknown, argument = 'id'): string {
+    return checkDeviceHash(id, { devicePrefix: this.deviceSet.devicePrefix, argument });
   }
 
   /**
@@ -125,7 +125,7 @@ export class Driver {
     this.checkId(id);
     const { size } = parseStorageOpt(opts?.storageOpt);
     const base = parent ?? '';
-    if (base !== '') this.checkId(base);
+    if (base !== '') this.checkId(base, 'parent');
     await this.deviceSet.addDevice(id, base, size === undefined ? {} : { size });
   }
 
@@ -344,7 +344,7 @@ export class Driver {
   /** '' for none, or a checked parent id. */
   private checkParent(parent: string | null | undefined): string {
     const base = parent ?? '';
-    if (base !== '') this.checkId(base);
+    if (base !== '') this.checkId(base, 'parent');
     return base;
   }
 

@@ -102,8 +102,8 @@ export async function lutimesNs(path: string, atime: TimeSpec, mtime: TimeSpec):
  * thousands at open. Only regular files are read: a symbolic link is refused, never followed,
  * and a FIFO or device is not opened for reading.
  *
- * @throws {@link DevmapperError} ELOOP for a symbolic link; EINVAL for a path that is not a
- *   regular file; the errno of open(2) or read(2) for a file that exists but cannot be read
+ * @throws {@link DevmapperError} ELOOP for a symbolic link; EISDIR for a directory, EINVAL for
+ *   another path that is not a regular file; the errno of open(2) or read(2) for a file that exists but cannot be read
  */
 export async function readFiles(paths: string[]): Promise<(string | null)[]> {
   return native().readFiles(paths);
