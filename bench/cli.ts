@@ -5,12 +5,15 @@
  *
  *   node dist-bench/cli.js [--mode full|smoke] [--udev off|on|both] [--kernel auto|host|sandbox]
  *                          [--out DIR] [--timeout SECONDS] [--only SECTION,...] [--report-only]
+ *                          [--peers DIR]
  *
  * Defaults: full runs udev off and on and writes to bench/results/; smoke runs udev off and
  * writes to bench/results/smoke/ (git-ignored). Exit status 0 when every run produced results.
+ * --peers DIR: where dockerdm and ctrdbench are (default ../shared/peers beside the repository;
+ * when absent, the peers section and the dockerdm row of the cli section say so and are skipped).
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
  * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle, dsscale,
- * dsconcurrency) and names its files after them (lifecycle.json, lifecycle.md) so that they
+ * dsconcurrency, peers, cli) and names its files after them (lifecycle.json, lifecycle.md) so that they
  * sit beside a full run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,7 +23,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIGS, type BenchMode, parseSections } from './config';
 import { type CombinedResult, renderMarkdown, writeReport } from './report';
-import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, SECTIONS } from './types';
+import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, PEER_STEPS, SECTIONS } from './types';
 
 const ROOT = resolve(__dirname, '..');
 const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
@@ -106,6 +109,20 @@ export function checkComplete(r: GuestResult): string[] {
     if (!(d && d.serialMs.length === c.repetitions && d.concurrentMs.length === c.repetitions && d.concurrentItem.n === c.parallel * c.repetitions))
       missing.push('dsconcurrency');
   }
+  if (sections.includes('peers')) {
+    const p = r.peers;
+    const c = r.udevSync ? r.config.peersUdev : r.config.peers;
+    const n = c.rounds * c.batch;
+    const whole = (s: NonNullable<typeof p>['streams'][number]) =>
+      s.lifecycle.n === n && Number.isFinite(s.lifecycle.mean) && PEER_STEPS.every((k) => s.steps[k]?.n === n);
+    // A skipped section (no ../shared/peers) is complete: it says why.
+    if (!p || (!p.skipped && !(p.streams.length === 8 && p.streams.every(whole)))) missing.push('peers');
+  }
+  if (sections.includes('cli')) {
+    const c = r.udevSync ? r.config.cliUdev : r.config.cli;
+    const l = r.cli;
+    if (!l || l.commands.length + l.skipped.length !== 5 || !l.commands.every((x) => x.stats.n === c.runs)) missing.push('cli');
+  }
   if (r.udev === 'off') {
     if (sections.includes('memory') && (!r.memory || r.memory.checkpoints.length < 2)) missing.push('memory');
     if (sections.includes('scale') && r.scale.length !== r.config.scale.sizes.length) missing.push('scale');
@@ -123,6 +140,7 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       timeout: { type: 'string' },
       only: { type: 'string' },
+      peers: { type: 'string' },
       'report-only': { type: 'boolean', default: false },
     },
   });
@@ -187,6 +205,7 @@ async function main(): Promise<number> {
       '--out',
       file,
       ...(values.only === undefined ? [] : ['--only', sections.join(',')]),
+      ...(values.peers === undefined ? [] : ['--peers', resolve(values.peers)]),
     ]);
     say(`udev ${m}: exit status ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     if (code !== 0 || !existsSync(file)) {
