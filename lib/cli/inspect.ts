@@ -1,9 +1,6 @@
 /** `devmapper inspect ID`: a layer's metadata file and the kernel's view of its device, side by side. */
 import { join } from 'node:path';
-import * as dm from '../dm';
-import { metadataFileName, unknownDevice } from '../deviceset';
 import { humanSize } from '../util';
-import * as sys from '../sys';
 import { arg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 
 export interface InspectResult {
@@ -25,6 +22,7 @@ export interface InspectResult {
 
 export async function inspectLayer(cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
   const id = arg(cmd, 'ID');
+  const [dm, sys, { metadataFileName, unknownDevice }] = await Promise.all([import('../dm'), import('../sys'), import('../deviceset')]);
   const result = await ctx.withDriver(async (driver): Promise<InspectResult> => {
     const meta = driver.deviceSet.getDeviceMetadata(id);
     if (!meta || meta.deleted) throw unknownDevice(id);

@@ -2,12 +2,16 @@
 /**
  * `devmapper`: the command-line tool. This file only registers the commands and runs one;
  * each command group lives in its own file (pool, layers, inspect, peek, sandbox).
+ *
+ * What a command costs from spawn to exit is mostly what it loads: the command files hold
+ * their specs (names, help, argument checks) at the top level and load the library's layers
+ * (the Driver, the DeviceSet, dm and the addon, the sandbox runner) with `await import()`
+ * inside the command that uses them. `--version`, `--help` and a mistake on the command line
+ * load none of them (test/unit/cli-lazy.test.ts checks it).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Driver } from '../driver';
 import { DevmapperError, ErrorCodes } from '../errors';
-import { detectHostKernel } from '../sandbox';
 import { parseCommandLine } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
 import { errorCode, ExitCode, exitCodeFor } from './exit-codes';
@@ -67,6 +71,7 @@ function contextFor(cmd: ParsedCommand, out: Output): CommandContext {
       const { root, options } = cmd.global;
       // The first open of a root makes the base device's file system: say so, it takes a while.
       const label = existsSync(join(root, 'metadata', 'base')) ? `opening ${root}` : `opening ${root}: making the base device's file system`;
+      const { Driver } = await import('../driver');
       const driver = await out.progress.during(label, () => Driver.init(root, options));
       let result;
       try {
@@ -97,7 +102,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     const cmd = parsed.command;
     out = new Output(io.stdout, io.stderr, cmd.global.json);
-    if (cmd.spec.needsKernel !== false) checkHost((io.host ?? detectHostKernel)(), argv);
+    if (cmd.spec.needsKernel !== false) checkHost((io.host ?? (await import('../sandbox')).detectHostKernel)(), argv);
     const status = await cmd.spec.run(cmd, contextFor(cmd, out));
     return status ?? ExitCode.OK;
   } catch (err) {
