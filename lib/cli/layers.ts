@@ -114,11 +114,11 @@ export interface ListEntry {
 
 export async function listLayers(_cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
   const sys = await import('../sys');
-  const entries = await ctx.withDriver(async (driver) => {
+  const entries = await ctx.withDeviceSet(async (ds, home) => {
     const out: ListEntry[] = [];
-    for (const id of await driver.deviceSet.list()) {
-      const st = await driver.deviceSet.getDeviceStatus(id);
-      const mp = join(driver.home, 'mnt', id);
+    for (const id of await ds.list()) {
+      const st = await ds.getDeviceStatus(id);
+      const mp = join(home, 'mnt', id);
       const mounted = sys.isMountPoint(mp);
       out.push({
         id,

@@ -65,7 +65,7 @@ export function checkHost(host: { hasDeviceMapper: boolean; isRoot: boolean }, a
 }
 
 function contextFor(cmd: ParsedCommand, out: Output): CommandContext {
-  return {
+  const ctx: CommandContext = {
     out,
     async withDriver(fn) {
       const { root, options } = cmd.global;
@@ -83,7 +83,23 @@ function contextFor(cmd: ParsedCommand, out: Output): CommandContext {
       await driver.release();
       return result;
     },
+    async withDeviceSet(fn) {
+      const { root, options } = cmd.global;
+      if (!existsSync(join(root, 'metadata', 'base'))) return ctx.withDriver((driver) => fn(driver.deviceSet, driver.home));
+      const { DeviceSet } = await import('../deviceset');
+      const ds = await out.progress.during(`opening ${root}`, () => DeviceSet.open(root, { doInit: false, options }));
+      let result;
+      try {
+        result = await fn(ds, root);
+      } catch (err) {
+        await ds.release().catch(() => undefined);
+        throw err;
+      }
+      await ds.release();
+      return result;
+    },
   };
+  return ctx;
 }
 
 /** Runs one command line; resolves to the exit status. Never throws. */

@@ -13,7 +13,7 @@ export interface PoolStatusResult {
 }
 
 export async function poolStatus(_cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
-  const status = await ctx.withDriver((driver) => driver.deviceSet.status());
+  const status = await ctx.withDeviceSet((ds) => ds.status());
   const { statusRows } = await import('../driver');
   const result: PoolStatusResult = { rows: statusRows(status), status };
   ctx.out.result(result, (r) => {
