@@ -12,6 +12,8 @@
  * Both roots use the peers section's pool (512 MiB / 128 MiB loop files in the guest's /tmp,
  * 16 MiB ext4 base), given on every call as options.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,7 +21,7 @@ import { Driver } from '../dist/driver';
 import { DOCKERDM, peerOptions, peersMissing } from './peers';
 import type { RawClient } from './raw-client';
 import { summarize } from './stats';
-import type { CliCostResult } from './types';
+import type { CliCommandResult, CliCostResult } from './types';
 
 export interface CliCostPlan {
   spawner: RawClient;
@@ -27,11 +29,26 @@ export interface CliCostPlan {
   peersDir: string;
   runs: number;
   warmup: number;
+  /** Another command line's main.js (lib/cli of another commit, bench/cli.ts --cli-ref), timed beside ours. */
+  ref?: { main: string; name: string };
   progress?: (line: string) => void;
 }
 
 /** The command line as npm installs it: `devmapper` is dist/cli/main.js run by node. */
 const CLI_MAIN = resolve(__dirname, '..', 'dist', 'cli', 'main.js');
+const MODULES_HOOK = join(__dirname, 'cli-modules.js');
+
+/** One untimed run of a node command with the hook preloaded: the modules it loaded. */
+function modulesOf(argv: string[], file: string): CliCommandResult['modules'] {
+  const [node, ...rest] = argv;
+  const r = spawnSync(node as string, ['-r', MODULES_HOOK, ...rest], { env: { ...process.env, DEVMAPPER_BENCH_MODULES: file }, stdio: 'ignore' });
+  if (r.status !== 0) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as CliCommandResult['modules'];
+  } catch {
+    return undefined;
+  }
+}
 
 export async function measureCliCost(plan: CliCostPlan): Promise<CliCostResult> {
   const log = plan.progress ?? (() => undefined);
@@ -47,6 +64,14 @@ export async function measureCliCost(plan: CliCostPlan): Promise<CliCostResult> 
     { name: 'devmapper --help', argv: [node, CLI_MAIN, '--help'] },
     { name: 'devmapper pool status', argv: [node, CLI_MAIN, '--root', ours, ...options.flatMap((o) => ['--option', o]), 'pool', 'status'] },
   ];
+  if (plan.ref) {
+    const m = plan.ref.main;
+    commands.push(
+      { name: `devmapper --version, lib/cli of ${plan.ref.name}`, argv: [node, m, '--version'] },
+      { name: `devmapper --help, lib/cli of ${plan.ref.name}`, argv: [node, m, '--help'] },
+      { name: `devmapper pool status, lib/cli of ${plan.ref.name}`, argv: [node, m, '--root', ours, ...options.flatMap((o) => ['--option', o]), 'pool', 'status'] },
+    );
+  }
   const skipped: string[] = [];
   const missing = peersMissing(plan.peersDir);
   if (missing) skipped.push(`dockerdm status: ${missing}`);
@@ -65,10 +90,17 @@ export async function measureCliCost(plan: CliCostPlan): Promise<CliCostResult> 
       }
       log(`run ${r + 1}/${plan.runs}`);
     }
+    // The modules each node command loads: one more run each, untimed, with a preloaded hook.
+    const modules = commands.map((c, k) => (c.argv[0] === node ? modulesOf(c.argv, join(dir, `modules-${k}.json`)) : undefined));
     return {
       runs: plan.runs,
       skipped,
-      commands: commands.map((c, k) => ({ name: c.name, argv: c.argv, stats: { ...summarize(samples[k]!), samples: samples[k]! } })),
+      commands: commands.map((c, k) => ({
+        name: c.name,
+        argv: c.argv,
+        stats: { ...summarize(samples[k]!), samples: samples[k]! },
+        ...(modules[k] ? { modules: modules[k] } : {}),
+      })),
     };
   } finally {
     // The CLI releases the Driver and leaves the pool active: take it down.

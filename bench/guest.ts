@@ -83,7 +83,7 @@ async function references(spawner: RawClient, cfg: BenchConfig['reference']): Pr
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' }, only: { type: 'string' }, peers: { type: 'string' } },
+    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' }, only: { type: 'string' }, peers: { type: 'string' }, 'cli-ref-main': { type: 'string' }, 'cli-ref-name': { type: 'string' } },
   });
   const sections = parseSections(values.only);
   const has = (s: SectionName) => sections.includes(s);
@@ -241,7 +241,8 @@ async function main(): Promise<void> {
     if (has('cli')) {
       const c = udevSync ? config.cliUdev : config.cli;
       log('cli', `spawn to exit of node -e 0, devmapper --version, --help, pool status and dockerdm status, ${c.runs} runs each, interleaved`);
-      cli = await measureCliCost({ spawner, udevSync, peersDir, ...c, progress: (l) => log('cli', l) });
+      const ref = values['cli-ref-main'] ? { main: values['cli-ref-main'], name: values['cli-ref-name'] ?? 'ref' } : undefined;
+      cli = await measureCliCost({ spawner, udevSync, peersDir, ...c, ...(ref ? { ref } : {}), progress: (l) => log('cli', l) });
       for (const s of cli.skipped) log('cli', `SKIPPED: ${s}`);
     }
 

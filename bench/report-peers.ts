@@ -202,6 +202,7 @@ export function cliSection(c: CliCostResult): string[] {
     cell(x.stats),
     `${formatRatio(ratio(x.stats.mean, node?.mean))} / ${formatRatio(ratio(x.stats.p50, node?.p50))}`,
     `${formatRatio(ratio(x.stats.mean, docker?.mean))} / ${formatRatio(ratio(x.stats.p50, docker?.p50))}`,
+    x.modules ? `${x.modules.modules} (${x.modules.own} the package's${x.modules.addon ? ', the addon among them' : ''})` : '–',
   ]);
   const version = get('devmapper --version');
   const status = get('devmapper pool status');
@@ -215,7 +216,7 @@ export function cliSection(c: CliCostResult): string[] {
     '',
     '`devmapper` is `node dist/cli/main.js`; `pool status` and `dockerdm status` on existing roots of the peers section\'s pool (options given on every call). Cells: mean / p50 / p99.',
     '',
-    table(['command', 'runs', 'spawn to exit', '/ node -e 0 (mean / p50)', '/ dockerdm status (mean / p50)'], rows),
+    table(['command', 'runs', 'spawn to exit', '/ node -e 0 (mean / p50)', '/ dockerdm status (mean / p50)', 'modules loaded (one more run)'], rows),
     '',
     table(
       ['target', 'figure', 'mean', 'p50'],

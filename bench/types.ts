@@ -298,6 +298,8 @@ export interface CliCommandResult {
   name: string;
   argv: string[];
   stats: OpStats;
+  /** For the node commands: what one more (untimed) run loaded: modules in all, the package's own, whether the addon. */
+  modules?: { modules: number; own: number; addon: boolean };
 }
 
 export interface CliCostResult {
