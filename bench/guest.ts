@@ -234,7 +234,7 @@ async function main(): Promise<void> {
     if (has('peers')) {
       const c = udevSync ? config.peersUdev : config.peers;
       peers = await measurePeers({ udevSync, peersDir, ...c, progress: (l) => log('peers', l) });
-      if (peers.skipped) log('peers', `SKIPPED: ${peers.skipped} (the peers live in ${peersDir}; the rest of the benchmark runs)`);
+      if (peers.skipped) log('peers', `SKIPPED: ${peers.skipped} (looked for the peers in ${peersDir}; the rest of the benchmark runs)`);
     }
 
     let cli: GuestResult['cli'] = null;
