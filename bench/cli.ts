@@ -5,27 +5,34 @@
  *
  *   node dist-bench/cli.js [--mode full|smoke] [--udev off|on|both] [--kernel auto|host|sandbox]
  *                          [--out DIR] [--timeout SECONDS] [--only SECTION,...] [--report-only]
+ *                          [--peers DIR] [--cli-ref GITREF]
  *
  * Defaults: full runs udev off and on and writes to bench/results/; smoke runs udev off and
  * writes to bench/results/smoke/ (git-ignored). Exit status 0 when every run produced results.
+ * --peers DIR: where dockerdm and ctrdbench are (default ../shared/peers beside the repository;
+ * when absent, the peers section and the dockerdm row of the cli section say so and are skipped).
+ * --cli-ref GITREF: the cli section also times lib/cli as it is at GITREF (a before/after of the
+ * command line in the same kernel boot; see buildCliRef).
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
  * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle, dsscale,
- * dsconcurrency) and names its files after them (lifecycle.json, lifecycle.md) so that they
+ * dsconcurrency, peers, cli) and names its files after them (lifecycle.json, lifecycle.md) so that they
  * sit beside a full run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIGS, type BenchMode, parseSections } from './config';
 import { type CombinedResult, renderMarkdown, writeReport } from './report';
-import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, SECTIONS } from './types';
+import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, PEER_STEPS, SECTIONS } from './types';
 
 const ROOT = resolve(__dirname, '..');
 const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
 /** Beside the compiled bench, not under build/: node-gyp rebuild empties build/. */
 const RAW_BINARY = join(ROOT, 'dist-bench', 'bin', 'dm_raw_bench');
+/** lib/cli of another commit (--cli-ref), transpiled, beside the compiled bench. */
+const CLI_REF_DIR = join(ROOT, 'dist-bench', 'cli-ref');
 /** Each guest's result file, before they are combined (inside the tree: the guest's /tmp is its own). */
 const RUN_DIR = join(ROOT, '.cache', 'bench');
 
@@ -45,6 +52,35 @@ export function buildRaw(): void {
   }
   say(`building ${relative(ROOT, RAW_BINARY)}`);
   execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-std=c11', '-pthread', '-o', RAW_BINARY, RAW_SOURCE, ...flags], { stdio: 'inherit' });
+}
+
+/**
+ * --cli-ref REF: lib/cli as it is at git REF, transpiled (typescript's transpileModule, no type
+ * check) into dist-bench/cli-ref/, its imports of the library's other folders (`../driver`)
+ * pointed at this tree's dist/, so that the cli section can time that command line beside
+ * this one in the same kernel boot. Only lib/cli comes from REF: a before/after of the command
+ * line alone. Returns the main.js and the short commit.
+ */
+export function buildCliRef(ref: string): { main: string; commit: string } {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+  const commit = git('rev-parse', '--short', `${ref}^{commit}`).trim();
+  // typescript is a devDependency: loaded only for this option.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ts = require('typescript') as typeof import('typescript');
+  rmSync(CLI_REF_DIR, { recursive: true, force: true });
+  mkdirSync(CLI_REF_DIR, { recursive: true });
+  const files = git('ls-tree', '--name-only', commit, 'lib/cli/').split('\n').filter((f) => f.endsWith('.ts'));
+  for (const f of files) {
+    const source = git('show', `${commit}:${f}`);
+    const out = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      fileName: f,
+    }).outputText;
+    // dist-bench/cli-ref/x.js: ../driver is ../../dist/driver; ../../package.json is the repository's, as from dist/cli.
+    const js = out.replace(/require\((["'])\.\.\/(?!\.)([^"']+)\1\)/g, 'require("../../dist/$2")');
+    writeFileSync(join(CLI_REF_DIR, f.replace(/^lib\/cli\//, '').replace(/\.ts$/, '.js')), js);
+  }
+  return { main: join(CLI_REF_DIR, 'main.js'), commit };
 }
 
 /**
@@ -106,6 +142,20 @@ export function checkComplete(r: GuestResult): string[] {
     if (!(d && d.serialMs.length === c.repetitions && d.concurrentMs.length === c.repetitions && d.concurrentItem.n === c.parallel * c.repetitions))
       missing.push('dsconcurrency');
   }
+  if (sections.includes('peers')) {
+    const p = r.peers;
+    const c = r.udevSync ? r.config.peersUdev : r.config.peers;
+    const n = c.rounds * c.batch;
+    const whole = (s: NonNullable<typeof p>['streams'][number]) =>
+      s.lifecycle.n === n && Number.isFinite(s.lifecycle.mean) && PEER_STEPS.every((k) => s.steps[k]?.n === n);
+    // A skipped section (no ../shared/peers) is complete: it says why.
+    if (!p || (!p.skipped && !(p.streams.length === 8 && p.streams.every(whole)))) missing.push('peers');
+  }
+  if (sections.includes('cli')) {
+    const c = r.udevSync ? r.config.cliUdev : r.config.cli;
+    const l = r.cli;
+    if (!l || l.commands.length + l.skipped.length < 5 || !l.commands.every((x) => x.stats.n === c.runs)) missing.push('cli');
+  }
   if (r.udev === 'off') {
     if (sections.includes('memory') && (!r.memory || r.memory.checkpoints.length < 2)) missing.push('memory');
     if (sections.includes('scale') && r.scale.length !== r.config.scale.sizes.length) missing.push('scale');
@@ -123,6 +173,8 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       timeout: { type: 'string' },
       only: { type: 'string' },
+      peers: { type: 'string' },
+      'cli-ref': { type: 'string' },
       'report-only': { type: 'boolean', default: false },
     },
   });
@@ -141,6 +193,8 @@ async function main(): Promise<number> {
 
   const reportOnly = values['report-only'] === true;
   if (!reportOnly) buildRaw();
+  const cliRef = !reportOnly && values['cli-ref'] !== undefined ? buildCliRef(values['cli-ref']) : null;
+  if (cliRef) say(`cli section: lib/cli of ${values['cli-ref']} (${cliRef.commit}) beside this tree's, in ${relative(ROOT, CLI_REF_DIR)}`);
   mkdirSync(RUN_DIR, { recursive: true });
   mkdirSync(outDir, { recursive: true });
 
@@ -187,6 +241,8 @@ async function main(): Promise<number> {
       '--out',
       file,
       ...(values.only === undefined ? [] : ['--only', sections.join(',')]),
+      ...(values.peers === undefined ? [] : ['--peers', resolve(values.peers)]),
+      ...(cliRef ? ['--cli-ref-main', cliRef.main, '--cli-ref-name', `${values['cli-ref']} (${cliRef.commit})`] : []),
     ]);
     say(`udev ${m}: exit status ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     if (code !== 0 || !existsSync(file)) {

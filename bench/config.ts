@@ -47,6 +47,16 @@ export interface BenchConfig {
   /** DeviceSet lifecycles started at once against the same one after another, on one DeviceSet. */
   dsconcurrency: { parallel: number; repetitions: number };
   dsconcurrencyUdev: { parallel: number; repetitions: number };
+  /**
+   * Peers: `rounds` rounds of one batch of `batch` lifecycles per contender and setting,
+   * rotating (a peer process runs one batch; at most 3, so that its mean, p50 and p99 give
+   * back every sample).
+   */
+  peers: { rounds: number; batch: number; warmup: number };
+  peersUdev: { rounds: number; batch: number; warmup: number };
+  /** The command line's spawn-to-exit: `runs` runs of each command, interleaved. */
+  cli: { runs: number; warmup: number };
+  cliUdev: { runs: number; warmup: number };
   /** Untimed samples per operation and contender before measuring (warms caches, JIT, page cache). */
   warmup: number;
   /**
@@ -72,6 +82,10 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     dsscaleUdev: { sizes: [10, 1_000, 10_000], opens: 3, lifecycles: 10, batch: 5 },
     dsconcurrency: { parallel: 64, repetitions: 3 },
     dsconcurrencyUdev: { parallel: 16, repetitions: 1 },
+    peers: { rounds: 12, batch: 3, warmup: 1 },
+    peersUdev: { rounds: 6, batch: 3, warmup: 1 },
+    cli: { runs: 10, warmup: 1 },
+    cliUdev: { runs: 8, warmup: 1 },
     warmup: 2,
     reference: { spawnSamples: 40, hopSamples: 400 },
   },
@@ -89,6 +103,10 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     dsscaleUdev: { sizes: [10, 100], opens: 3, lifecycles: 2, batch: 1 },
     dsconcurrency: { parallel: 8, repetitions: 1 },
     dsconcurrencyUdev: { parallel: 4, repetitions: 1 },
+    peers: { rounds: 1, batch: 2, warmup: 0 },
+    peersUdev: { rounds: 1, batch: 2, warmup: 0 },
+    cli: { runs: 1, warmup: 0 },
+    cliUdev: { runs: 1, warmup: 0 },
     warmup: 1,
     reference: { spawnSamples: 3, hopSamples: 20 },
   },

@@ -24,7 +24,9 @@ import { measureConcurrency } from './concurrency';
 import { measureDeviceSetConcurrency } from './deviceset-concurrency';
 import { measureDeviceSetScale } from './deviceset-scale';
 import { measureLifecycle } from './lifecycle';
+import { measureCliCost } from './cli-cost';
 import { measureMemory } from './memory';
+import { defaultPeersDir, measurePeers } from './peers';
 import { createBenchPool } from './pool';
 import { RawClient } from './raw-client';
 import { measureScale } from './scale';
@@ -81,7 +83,7 @@ async function references(spawner: RawClient, cfg: BenchConfig['reference']): Pr
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' }, only: { type: 'string' } },
+    options: { mode: { type: 'string', default: 'smoke' }, out: { type: 'string' }, only: { type: 'string' }, peers: { type: 'string' }, 'cli-ref-main': { type: 'string' }, 'cli-ref-name': { type: 'string' } },
   });
   const sections = parseSections(values.only);
   const has = (s: SectionName) => sections.includes(s);
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0 || !kernelHasDeviceMapper()) {
     throw new Error('needs root and a kernel with device-mapper: run it through bench/cli.ts (npm run bench)');
   }
+  const peersDir = resolve(values.peers ?? defaultPeersDir());
   const udevSync = dm.udevSyncSupported();
   const udev = udevSync ? 'on' : 'off';
   const single = udevSync ? config.singleUdev : config.single;
@@ -227,6 +230,22 @@ async function main(): Promise<void> {
       dsconcurrency = await measureDeviceSetConcurrency({ udevSync, ...c, progress: (l) => log('dsconcurrency', l) });
     }
 
+    let peers: GuestResult['peers'] = null;
+    if (has('peers')) {
+      const c = udevSync ? config.peersUdev : config.peers;
+      peers = await measurePeers({ udevSync, peersDir, ...c, progress: (l) => log('peers', l) });
+      if (peers.skipped) log('peers', `SKIPPED: ${peers.skipped} (looked for the peers in ${peersDir}; the rest of the benchmark runs)`);
+    }
+
+    let cli: GuestResult['cli'] = null;
+    if (has('cli')) {
+      const c = udevSync ? config.cliUdev : config.cli;
+      log('cli', `spawn to exit of node -e 0, devmapper --version, --help, pool status and dockerdm status, ${c.runs} runs each, interleaved`);
+      const ref = values['cli-ref-main'] ? { main: values['cli-ref-main'], name: values['cli-ref-name'] ?? 'ref' } : undefined;
+      cli = await measureCliCost({ spawner, udevSync, peersDir, ...c, ...(ref ? { ref } : {}), progress: (l) => log('cli', l) });
+      for (const s of cli.skipped) log('cli', `SKIPPED: ${s}`);
+    }
+
     const result: GuestResult = {
       schema: 1,
       sections,
@@ -247,6 +266,8 @@ async function main(): Promise<void> {
       lifecycle,
       dsscale,
       dsconcurrency,
+      peers,
+      cli,
       reference,
     };
     writeFileSync(values.out, `${JSON.stringify(result)}\n`);

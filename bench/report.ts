@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatBytes, formatNs, formatRatio, ratio, type Stats } from './stats';
+import { cliChart, cliSection, peersChart, peersSection } from './report-peers';
 import { barChartSvg } from './svg';
 import {
   type ContenderName,
@@ -642,6 +643,8 @@ export function renderMarkdown(c: CombinedResult): string {
     if (r.lifecycle) out.push(...lifecycleSection(r, r.lifecycle));
     if (r.dsscale) out.push(...dsScaleSection(r, r.dsscale));
     if (r.dsconcurrency) out.push(...dsConcurrencySection(r, r.dsconcurrency));
+    if (r.peers) out.push(...peersSection(r, r.peers));
+    if (r.cli) out.push(...cliSection(r.cli));
     if (r.scale.length) out.push('', `### Scale: idle thin devices in the pool (${r.config.scale.samples} per operation)`, '', scaleTable(r));
     if (r.concurrency.length) out.push('', '### Concurrency (dm level)', '', concurrencyTable(r));
     if (r.memory) out.push('', `### Memory (${r.memory.workload})`, '', memoryTable(r));
@@ -684,6 +687,8 @@ export function renderCharts(c: CombinedResult): { file: string; svg: string }[]
           yLabel: 'time',
         }),
       });
+    for (const x of [r.peers ? peersChart(r, r.peers, c.date) : null, r.cli ? cliChart(r, r.cli, c.date) : null])
+      if (x) charts.push({ file: x.file, svg: barChartSvg(x.chart) });
     if (!r.single.length) continue;
     charts.push({
       file: `latency-udev-${r.udev}.svg`,

@@ -191,11 +191,11 @@ export interface DsConcurrencyResult {
 }
 
 /** The parts of a run (`--only` picks some). */
-export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency'] as const;
+export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'cli'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 /** Sections added after results recorded their sections: results without `sections` did not run them. */
-export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency'];
+export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'cli'];
 
 export interface GuestResult {
   schema: 1;
@@ -220,6 +220,10 @@ export interface GuestResult {
   /** DeviceSet scale and concurrency (absent in results from before they existed). */
   dsscale?: DsScaleResult | null;
   dsconcurrency?: DsConcurrencyResult | null;
+  /** The peers (Docker's driver, containerd's snapshotter) against the Driver (absent before they existed). */
+  peers?: PeersResult | null;
+  /** The command line's spawn-to-exit cost (absent before it existed). */
+  cli?: CliCostResult | null;
   /** null when the run left the reference section out (--only). */
   reference: {
     /** Starting /bin/true: posix_spawn from the C program, and spawnSync from node. */
@@ -229,4 +233,78 @@ export interface GuestResult {
     statSync: Stats;
     statAsync: Stats;
   } | null;
+}
+
+/**
+ * The steps of the peers section, in order, under the Driver's (and dockerdm's) names.
+ * containerd's ctrdbench names them prepare, mount, write, unmount, remove (see PEER_STEP_NAMES).
+ */
+export const PEER_STEPS = ['create', 'get', 'write', 'put', 'remove'] as const;
+export type PeerStep = (typeof PEER_STEPS)[number];
+
+/**
+ * driver: this library's Driver (create, get, write, put, remove, in this process);
+ * deviceSet: its DeviceSet (addDevice, mkdir + mountDevice, write, unmountDevice,
+ * deleteDevice), the reference one level down; docker: `dockerdm bench` (moby v24.0.9's
+ * driver, its own process); containerd: `ctrdbench` (containerd v1.7.13's devmapper
+ * snapshotter, in its process).
+ */
+export const PEER_CONTENDERS = ['driver', 'deviceSet', 'docker', 'containerd'] as const;
+export type PeerContenderName = (typeof PEER_CONTENDERS)[number];
+
+/** defaults: each contender's own defaults (what a user gets); equal: the same discard and deferred removal for all. */
+export const PEER_SETTINGS = ['defaults', 'equal'] as const;
+export type PeerSetting = (typeof PEER_SETTINGS)[number];
+
+/** Each contender's own name for each step. */
+export const PEER_STEP_NAMES: Record<PeerContenderName, Record<PeerStep, string>> = {
+  driver: { create: 'create', get: 'get', write: 'write', put: 'put', remove: 'remove' },
+  deviceSet: { create: 'addDevice', get: 'mkdir + mountDevice', write: 'write', put: 'unmountDevice', remove: 'deleteDevice' },
+  docker: { create: 'create', get: 'get', write: 'write', put: 'put', remove: 'remove' },
+  containerd: { create: 'prepare', get: 'mount', write: 'write', put: 'unmount', remove: 'remove' },
+};
+
+export interface PeerStream {
+  contender: PeerContenderName;
+  setting: PeerSetting;
+  /** The options or flags it ran with (Docker's dm.* keys; ctrdbench's flags). */
+  options: string[];
+  /** The equal setting is this contender's defaults: the same measurement is shown under both. */
+  sameAs?: PeerSetting;
+  lifecycle: OpStats;
+  steps: Record<PeerStep, OpStats>;
+  /**
+   * The peers' processes (one per batch): their own Init (dockerdm's `init ms`, ctrdbench's
+   * pool and snapshotter creation), ctrdbench's base snapshot, and each process's wall time
+   * from spawn to exit (ms); none for the in-process contenders.
+   */
+  processes?: { initMs: number[]; baseMs: number[]; wallMs: number[] };
+}
+
+export interface PeersResult {
+  /** Why the section did not run (the peers' directory or a binary missing); then no streams. */
+  skipped?: string;
+  peersDir: string;
+  /** Lifecycles per batch (each peer process runs one batch) and rounds. */
+  batch: number;
+  rounds: number;
+  /** What every contender's pool and file system is. */
+  setup: string;
+  streams: PeerStream[];
+}
+
+/** One command's spawn-to-exit times. */
+export interface CliCommandResult {
+  name: string;
+  argv: string[];
+  stats: OpStats;
+  /** For the node commands: what one more (untimed) run loaded: modules in all, the package's own, whether the addon. */
+  modules?: { modules: number; own: number; addon: boolean };
+}
+
+export interface CliCostResult {
+  runs: number;
+  /** Commands left out and why (dockerdm without ../shared/peers). */
+  skipped: string[];
+  commands: CliCommandResult[];
 }

@@ -2,6 +2,7 @@
  * The shape of a `devmapper` command: its name, help, options and positional arguments, and
  * a small function taking the parsed arguments and an output. main.ts only registers them.
  */
+import type { DeviceSet } from '../deviceset';
 import type { Driver } from '../driver';
 import { invalidArgument } from '../errors';
 import type { Output } from './output';
@@ -48,6 +49,14 @@ export interface CommandContext {
   out: Output;
   /** Opens the Driver on --root with --option, runs fn, and releases the Driver whatever happens. */
   withDriver<T>(fn: (driver: Driver) => Promise<T>): Promise<T>;
+  /**
+   * For the commands that only read (pool status, list, inspect): opens the DeviceSet on
+   * --root without the base device's checks only a writer needs (activating the base to verify
+   * its file system, growing it to dm.basesize), runs fn with it and the root, and releases it
+   * whatever happens. A root without a base device is opened as withDriver opens it (the pool
+   * and the base are made), so that reading a new root first leaves what it always left.
+   */
+  withDeviceSet<T>(fn: (deviceSet: DeviceSet, home: string) => Promise<T>): Promise<T>;
 }
 
 export interface CommandSpec {

@@ -1,9 +1,6 @@
 /** `devmapper inspect ID`: a layer's metadata file and the kernel's view of its device, side by side. */
 import { join } from 'node:path';
-import * as dm from '../dm';
-import { metadataFileName, unknownDevice } from '../deviceset';
 import { humanSize } from '../util';
-import * as sys from '../sys';
 import { arg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 
 export interface InspectResult {
@@ -25,10 +22,11 @@ export interface InspectResult {
 
 export async function inspectLayer(cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
   const id = arg(cmd, 'ID');
-  const result = await ctx.withDriver(async (driver): Promise<InspectResult> => {
-    const meta = driver.deviceSet.getDeviceMetadata(id);
+  const [dm, sys, { metadataFileName, unknownDevice }] = await Promise.all([import('../dm'), import('../sys'), import('../deviceset')]);
+  const result = await ctx.withDeviceSet(async (ds, home): Promise<InspectResult> => {
+    const meta = ds.getDeviceMetadata(id);
     if (!meta || meta.deleted) throw unknownDevice(id);
-    const name = driver.deviceSet.deviceName(id);
+    const name = ds.deviceName(id);
     const info = await dm.getInfo(name);
     let table: string[] = [];
     let mapped: number | null = null;
@@ -41,10 +39,10 @@ export async function inspectLayer(cmd: ParsedCommand, ctx: CommandContext): Pro
         highest = st.highestMappedSector;
       }
     }
-    const mp = join(driver.home, 'mnt', id);
+    const mp = join(home, 'mnt', id);
     return {
       id,
-      metadataFile: join(driver.home, 'metadata', metadataFileName(id)),
+      metadataFile: join(home, 'metadata', metadataFileName(id)),
       metadata: {
         device_id: meta.deviceId,
         size: meta.size,

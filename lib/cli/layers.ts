@@ -2,8 +2,6 @@
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { DevmapperError } from '../errors';
-import * as sys from '../sys';
-import { unknownDevice } from '../deviceset';
 import { parseSize } from '../util';
 import type { Driver } from '../driver';
 import { usageError } from './args';
@@ -23,7 +21,7 @@ export function parseLayerSize(text: string | undefined): string | undefined {
 }
 
 async function requireLayer(driver: Driver, id: string): Promise<void> {
-  if (!(await driver.exists(id))) throw unknownDevice(id);
+  if (!(await driver.exists(id))) throw (await import('../deviceset')).unknownDevice(id);
 }
 
 export interface CreateResult {
@@ -57,6 +55,7 @@ export async function mountLayer(cmd: ParsedCommand, ctx: CommandContext): Promi
 
 export async function unmountLayer(cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
   const id = arg(cmd, 'ID');
+  const sys = await import('../sys');
   const wasMounted = await ctx.withDriver(async (driver) => {
     await requireLayer(driver, id);
     const mounted = sys.isMountPoint(join(driver.home, 'mnt', id));
@@ -72,6 +71,7 @@ export async function unmountLayer(cmd: ParsedCommand, ctx: CommandContext): Pro
 export async function removeLayers(cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
   const ids = cmd.args.ID as string[];
   const force = cmd.values.force === true;
+  const [sys, { unknownDevice }] = await Promise.all([import('../sys'), import('../deviceset')]);
   const removed = await ctx.withDriver(async (driver) => {
     // All checked before any is removed: a typo or a mounted layer in the list removes nothing.
     const present: string[] = [];
@@ -113,11 +113,12 @@ export interface ListEntry {
 }
 
 export async function listLayers(_cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
-  const entries = await ctx.withDriver(async (driver) => {
+  const sys = await import('../sys');
+  const entries = await ctx.withDeviceSet(async (ds, home) => {
     const out: ListEntry[] = [];
-    for (const id of await driver.deviceSet.list()) {
-      const st = await driver.deviceSet.getDeviceStatus(id);
-      const mp = join(driver.home, 'mnt', id);
+    for (const id of await ds.list()) {
+      const st = await ds.getDeviceStatus(id);
+      const mp = join(home, 'mnt', id);
       const mounted = sys.isMountPoint(mp);
       out.push({
         id,

@@ -2,12 +2,27 @@
 /**
  * `devmapper`: the command-line tool. This file only registers the commands and runs one;
  * each command group lives in its own file (pool, layers, inspect, peek, sandbox).
+ *
+ * What a command costs from spawn to exit is mostly what it loads: the command files hold
+ * their specs (names, help, argument checks) at the top level and load the library's layers
+ * (the Driver, the DeviceSet, dm and the addon, the sandbox runner) with `await import()`
+ * inside the command that uses them. `--version`, `--help` and a mistake on the command line
+ * load none of them (test/unit/cli-lazy.test.ts checks it).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Driver } from '../driver';
+
+// `devmapper --version` and nothing else needs only package.json: run as the program, it is
+// answered here, before the rest of this file's imports load the command specs, help and
+// parser (18 modules, about a third of node's own start in the sandbox kernel). The output and
+// exit status are runCli's for the same argument (a write to fd 1 is synchronous, so exit()
+// loses nothing); any other command line, and every import of this file, goes the usual way.
+if (require.main === module && process.argv.length === 3 && process.argv[2] === '--version') {
+  writeSync(1, `${version()}\n`);
+  process.exit(0);
+}
+
 import { DevmapperError, ErrorCodes } from '../errors';
-import { detectHostKernel } from '../sandbox';
 import { parseCommandLine } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
 import { errorCode, ExitCode, exitCodeFor } from './exit-codes';
@@ -61,12 +76,13 @@ export function checkHost(host: { hasDeviceMapper: boolean; isRoot: boolean }, a
 }
 
 function contextFor(cmd: ParsedCommand, out: Output): CommandContext {
-  return {
+  const ctx: CommandContext = {
     out,
     async withDriver(fn) {
       const { root, options } = cmd.global;
       // The first open of a root makes the base device's file system: say so, it takes a while.
       const label = existsSync(join(root, 'metadata', 'base')) ? `opening ${root}` : `opening ${root}: making the base device's file system`;
+      const { Driver } = await import('../driver');
       const driver = await out.progress.during(label, () => Driver.init(root, options));
       let result;
       try {
@@ -78,7 +94,23 @@ function contextFor(cmd: ParsedCommand, out: Output): CommandContext {
       await driver.release();
       return result;
     },
+    async withDeviceSet(fn) {
+      const { root, options } = cmd.global;
+      if (!existsSync(join(root, 'metadata', 'base'))) return ctx.withDriver((driver) => fn(driver.deviceSet, driver.home));
+      const { DeviceSet } = await import('../deviceset');
+      const ds = await out.progress.during(`opening ${root}`, () => DeviceSet.open(root, { doInit: false, options }));
+      let result;
+      try {
+        result = await fn(ds, root);
+      } catch (err) {
+        await ds.release().catch(() => undefined);
+        throw err;
+      }
+      await ds.release();
+      return result;
+    },
   };
+  return ctx;
 }
 
 /** Runs one command line; resolves to the exit status. Never throws. */
@@ -97,7 +129,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     const cmd = parsed.command;
     out = new Output(io.stdout, io.stderr, cmd.global.json);
-    if (cmd.spec.needsKernel !== false) checkHost((io.host ?? detectHostKernel)(), argv);
+    if (cmd.spec.needsKernel !== false) checkHost((io.host ?? (await import('../sandbox')).detectHostKernel)(), argv);
     const status = await cmd.spec.run(cmd, contextFor(cmd, out));
     return status ?? ExitCode.OK;
   } catch (err) {

@@ -6,7 +6,6 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { DeviceSet } from '../deviceset';
 import { DevmapperError } from '../errors';
 import { usageError } from './args';
 import { arg, optionalArg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
@@ -40,6 +39,7 @@ export function checkPeekPath(path: string | undefined): string {
 
 /** Lists `path` (relative, checked by {@link checkPeekPath}) of volume `id`, through a read-only DeviceSet. */
 export async function peekVolume(root: string, options: string[], id: string, path: string): Promise<PeekResult> {
+  const { DeviceSet } = await import('../deviceset');
   const ro = await DeviceSet.openReadOnly(root, options);
   return ro.withVolume(id, async (dir, meta) => {
     const target = join(dir, path);

@@ -1,7 +1,7 @@
 /** `devmapper pool status` and `devmapper pool resize SIZE`. */
 import { humanSize, parseSize } from '../util';
 import type { DeviceSetStatus } from '../deviceset';
-import { statusRows, type StatusRow } from '../driver';
+import type { StatusRow } from '../driver';
 import { usageError } from './args';
 import { arg, type CommandContext, type CommandSpec, type ParsedCommand } from './command';
 
@@ -13,7 +13,8 @@ export interface PoolStatusResult {
 }
 
 export async function poolStatus(_cmd: ParsedCommand, ctx: CommandContext): Promise<void> {
-  const status = await ctx.withDriver((driver) => driver.deviceSet.status());
+  const status = await ctx.withDeviceSet((ds) => ds.status());
+  const { statusRows } = await import('../driver');
   const result: PoolStatusResult = { rows: statusRows(status), status };
   ctx.out.result(result, (r) => {
     ctx.out.table(['KEY', 'VALUE'], r.rows, { header: false });

@@ -1,5 +1,4 @@
 /** `devmapper sandbox [--udev on|off] -- CMD...`: runs CMD under a device-mapper kernel (lib/sandbox). */
-import { sandboxMain } from '../sandbox';
 import { usageError } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
 
@@ -20,7 +19,9 @@ export function sandboxArgv(cmd: ParsedCommand): string[] {
 
 export async function sandbox(cmd: ParsedCommand, _ctx: CommandContext): Promise<number> {
   // The runner checks the rest (kernel, mem, timeout) and reports in its own words.
-  return sandboxMain(sandboxArgv(cmd));
+  const argv = sandboxArgv(cmd);
+  const { sandboxMain } = await import('../sandbox');
+  return sandboxMain(argv);
 }
 
 export const sandboxCommands: CommandSpec[] = [

@@ -1,0 +1,33 @@
+/** The peers' output (dockerdm bench, ctrdbench), parsed, and the samples behind its statistics. */
+
+/** `NAME mean_ms=.. p50_ms=.. p99_ms=..` and `NAME ms=..` lines of dockerdm's and ctrdbench's output. */
+export function parseBenchOutput(text: string): { n: number; values: Record<string, number>; rows: Record<string, { mean: number; p50: number; p99: number }> } {
+  const rows: Record<string, { mean: number; p50: number; p99: number }> = {};
+  const values: Record<string, number> = {};
+  let n = NaN;
+  for (const line of text.split('\n')) {
+    const m = /^(\w+) mean_ms=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+)\s*$/.exec(line);
+    if (m) {
+      rows[m[1] as string] = { mean: Number(m[2]), p50: Number(m[3]), p99: Number(m[4]) };
+      continue;
+    }
+    const v = /^(\w+) ms=([\d.]+)\s*$/.exec(line);
+    if (v) values[v[1] as string] = Number(v[2]);
+    const b = /^bench n=(\d+)\s*$/.exec(line);
+    if (b) n = Number(b[1]);
+  }
+  return { n, values, rows };
+}
+
+/**
+ * The samples (ns) behind a peer's mean / p50 / p99 (ms, nearest rank) of n = 1, 2 or 3
+ * samples: n = 1 is the mean; n = 2 is p50 (the smaller) and p99 (the larger); n = 3 is
+ * 3 mean - p50 - p99, p50, p99. The output's 3 decimals make that exact to a few µs.
+ */
+export function samplesOf(n: number, s: { mean: number; p50: number; p99: number }): number[] {
+  const ns = (ms: number) => Math.round(ms * 1e6);
+  if (n === 1) return [ns(s.mean)];
+  if (n === 2) return [ns(s.p50), ns(s.p99)];
+  if (n === 3) return [ns(Math.min(s.p50, Math.max(0, 3 * s.mean - s.p50 - s.p99))), ns(s.p50), ns(s.p99)];
+  throw new Error(`a peer's batch gives back its samples only for n <= 3, not ${n}`);
+}
