@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { KeyedLock } from '../util';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
 import * as sys from '../sys';
-import { checkDeviceHash, DeviceSet, unknownDevice, type DeviceSetOptions, type LayoutEntry } from '../deviceset';
+import { checkDeviceHash, DeviceSet, unknownDevice, type DeviceSetOptions, type LayoutEntry, type ShutdownResult } from '../deviceset';
 import { driverMetadata, statusRows, type DriverMetadata, type StatusRow } from './status-rows';
 import { parseStorageOpt, type StorageOpt } from './storage-opt';
 import { applyLayer, byPath, emptyDir, exportChanges, flatten, readTree, treeChanges, type Change, type TreeNode } from '../layers';
@@ -51,7 +51,7 @@ export class Driver {
   /** Mount reference counts by id; an id absent here has count 0. */
   private readonly refs = new Map<string, number>();
   private readonly locks = new KeyedLock();
-  private cleanupPromise: Promise<void> | null = null;
+  private cleanupPromise: Promise<ShutdownResult> | null = null;
   private closed = false;
 
   private constructor(
@@ -408,8 +408,11 @@ export class Driver {
   /**
    * Unmounts every layer this Driver holds (whatever its count), then shuts the DeviceSet down
    * (its pool deactivated when ours). Idempotent; the Driver is closed after.
+   *
+   * @returns what stayed active, as {@link DeviceSet.shutdown} reports it (devices someone
+   *   else still holds, and the pool they need)
    */
-  cleanup(): Promise<void> {
+  cleanup(): Promise<ShutdownResult> {
     this.cleanupPromise ??= this.doCleanup();
     return this.cleanupPromise;
   }
@@ -419,17 +422,19 @@ export class Driver {
    * command-line tool between invocations): a later Driver's get counts such a mount as its
    * own and its put unmounts it. The DeviceSet is released (DeviceSet.release): its pool stays
    * active while a layer is mounted. Shares cleanup's promise: the first of the two decides.
+   *
+   * @returns what stayed active ({@link DeviceSet.release}'s report: the mounted layers, and the pool)
    */
-  release(): Promise<void> {
+  release(): Promise<ShutdownResult> {
     this.cleanupPromise ??= (async () => {
       this.closed = true;
       this.refs.clear();
-      await this.deviceSet.release();
+      return this.deviceSet.release();
     })();
     return this.cleanupPromise;
   }
 
-  private async doCleanup(): Promise<void> {
+  private async doCleanup(): Promise<ShutdownResult> {
     this.closed = true;
     let failure: unknown;
     for (const id of [...this.refs.keys()]) {
@@ -442,12 +447,14 @@ export class Driver {
         failure ??= err;
       }
     }
+    let result: ShutdownResult | undefined;
     try {
-      await this.deviceSet.shutdown();
+      result = await this.deviceSet.shutdown();
     } catch (err) {
       failure ??= err;
     }
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined || result === undefined) throw failure;
+    return result;
   }
 
   /** {@link Driver.cleanup}, for `await using`. */
