@@ -98,6 +98,41 @@ describeKernel('DeviceSet when things run out', () => {
     );
   });
 
+  test('queue_if_no_space (the default): a writer on a full pool waits in the queue, not failed, and finishes once the pool grows', async () => {
+    await withDeviceSet(
+      async (ds) => {
+        await ds.addDevice('fill', '', { size: 256 * MiB });
+        const fill = await activate(ds, 'fill');
+        try {
+          // 256 MiB into a 160 MiB pool: the writer runs out of space part way.
+          const writer = ddZeros(`/dev/mapper/${fill}`, 256);
+          let settled = false;
+          void writer.then(() => (settled = true));
+          const deadline = Date.now() + 120_000;
+          let st = await poolStatus(ds.poolName);
+          while (st.mode !== 'out_of_data_space' && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 200));
+            st = await poolStatus(ds.poolName);
+          }
+          expect(st.mode).toBe('out_of_data_space');
+          expect(st.noSpacePolicy).toBe('queue_if_no_space');
+          // Queued: the kernel holds the I/O (for up to its no_space_timeout), the writer has not failed.
+          await new Promise((r) => setTimeout(r, 1000));
+          expect(settled).toBe(false);
+          // Growing the pool lets the queued I/O through: the writer completes, the pool is rw.
+          await ds.resizePool(512 * MiB);
+          const dd = await writer;
+          expect(dd).toMatchObject({ ok: true });
+          expect((await poolStatus(ds.poolName)).mode).toBe('rw');
+        } finally {
+          await dm.removeDevice(fill);
+        }
+        await ds.deleteDevice('fill');
+      },
+      { options: typedTestOptions({ loopDataSize: '160M', minFreeSpace: 0, blkDiscard: false }) },
+    );
+  });
+
   test('metadata exhausted by real copy-on-write: the kernel makes the pool read-only, status says so, changes are refused, the process goes on', async () => {
     await withDeviceSet(
       async (ds, root) => {
