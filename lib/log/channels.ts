@@ -70,6 +70,8 @@ export type DeviceSetStep =
   | 'delete'
   | 'mount'
   | 'unmount'
+  | 'activate'
+  | 'deactivate'
   | 'resize'
   | 'shutdown'
   | 'pool-event'
