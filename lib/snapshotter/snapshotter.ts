@@ -211,12 +211,12 @@ export class Snapshotter {
   }
 
   /**
-   * Commits the active snapshot at key as `name`: its device is deactivated, its mapped
-   * bytes recorded as its usage, and it becomes an immutable parent. The key is gone after.
+   * Commits the active snapshot at key as `name`: its mapped bytes are recorded as its
+   * usage, its device deactivated (unless still mounted: then later), and it becomes an
+   * immutable parent. The key is gone after.
    *
    * @throws {@link DevmapperError} ERR_SNAPSHOT_NOT_FOUND; ERR_SNAPSHOT_EXISTS for the name;
-   *   ERR_SNAPSHOT_PRECONDITION for a view or a committed snapshot; EBUSY when the device is
-   *   still mounted (the snapshot stays active)
+   *   ERR_SNAPSHOT_PRECONDITION for a view or a committed snapshot
    */
   async commit(name: string, key: string, opts: SnapshotOptions = {}): Promise<void> {
     this.checkOpen();
@@ -230,9 +230,12 @@ export class Snapshotter {
       if (this.store.byName(name)) throw snapshotExists(name);
       const hash = snapshotHash(r.id);
       const status = await this.ds.getDeviceStatus(hash);
-      // The device stays as it is: committing changes only who may write it. Deactivating
-      // first means a crash leaves an active record whose device open re-activates.
-      await this.ds.deactivateDevice(hash);
+      // The device's data stays as it is: committing changes only who may write it.
+      // Deactivating first means a crash leaves an active record whose device open activates
+      // again. A device still open (containerd may commit before it unmounts) stays active:
+      // it goes at remove, reopen or shutdown, and a child's create_snap suspends it, which
+      // flushes the file system, so the child sees what was written.
+      if (status.openCount === 0) await this.ds.deactivateDevice(hash);
       crashPoint('commit-after-deactivate');
       try {
         this.store.transaction(() => {
