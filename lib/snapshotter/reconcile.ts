@@ -6,7 +6,7 @@ import type { DeviceSet } from '../deviceset';
 import { DevmapperError } from '../errors';
 import type { SnapshotStore } from './store';
 
-/** What {@link reconcile} did, by snapshot key or device hash. */
+/** What the reconciliation at `Snapshotter.open` did, by snapshot key or device hash. */
 export interface RecoveryReport {
   /** Prepares and views that had not finished: their device (if made) deleted, their record too. */
   rolledBack: string[];

@@ -25,6 +25,7 @@ export interface ServeOptions {
 
 /** A running server. */
 export interface SnapshotterServer {
+  /** The socket's path. */
   readonly socket: string;
   /**
    * Stops taking calls, waits for the ones in flight, closes the Snapshotter. Idempotent.

@@ -365,6 +365,7 @@ export class Snapshotter {
     return this.closing;
   }
 
+  /** `await using` support: {@link Snapshotter.close}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
