@@ -134,7 +134,8 @@ function handlers(sn: Snapshotter): grpc.UntypedServiceImplementation {
           flush();
           call.end();
         },
-        (err: unknown) => call.destroy(Object.assign(new Error(toServiceError(err).details), { code: toServiceError(err).code })),
+        // grpc-js ends a server stream with a status on its 'error' event.
+        (err: unknown) => void call.emit('error', toServiceError(err)),
       );
     },
   };

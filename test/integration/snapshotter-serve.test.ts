@@ -71,14 +71,17 @@ describeKernel('snapshotter serve', () => {
       const upd = await call(c, 'Update', { info: { name: 'v', labels: { x: 'y' } }, update_mask: { paths: ['labels.x'] } });
       expect(upd.info).toMatchObject({ name: 'v', kind: 'VIEW', labels: { x: 'y' } });
 
-      const listed: string[] = [];
-      await new Promise<void>((resolve, reject) => {
-        const stream = (c as unknown as { List(req: object): grpc.ClientReadableStream<{ info: { name: string }[] }> }).List({ filters: ['kind==view'] });
-        stream.on('data', (m) => listed.push(...m.info.map((i: { name: string }) => i.name)));
-        stream.on('end', resolve);
-        stream.on('error', reject);
-      });
-      expect(listed).toEqual(['v']);
+      const list = (filters: string[]) =>
+        new Promise<string[]>((resolve, reject) => {
+          const names: string[] = [];
+          const stream = (c as unknown as { List(req: object): grpc.ClientReadableStream<{ info: { name: string }[] }> }).List({ filters });
+          stream.on('data', (m) => names.push(...m.info.map((i: { name: string }) => i.name)));
+          stream.on('end', () => resolve(names));
+          stream.on('error', reject);
+        });
+      expect(await list(['kind==view'])).toEqual(['v']);
+      expect((await list([])).sort()).toEqual(['layer', 'v']);
+      await expect(list(['name=='])).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
 
       // containerd's error kinds, as the statuses its proxy client turns back into them.
       await expect(call(c, 'Stat', { key: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
