@@ -59,28 +59,42 @@ const CASES: [string, object, string[]][] = [
 
 describeKernel('Snapshotter crash safety', () => {
   jest.setTimeout(300_000);
+  // One root for every case (a fresh pool per case costs a base mkfs each): each case starts
+  // from the same state, a committed 'base' and an active 'victim' of it, and puts it back.
+  const options = testOptions();
+  let root = '';
 
-  test.each(CASES)('SIGKILL at %s: reopen finds the stores agreeing', async (point, op, expected) => {
-    const root = await newRoot();
-    const options = testOptions();
-    let sn = await Snapshotter.open(root, { options });
+  beforeAll(async () => {
+    root = await newRoot();
+    const sn = await Snapshotter.open(root, { options });
     await sn.prepare('base-key', '');
     await sn.commit('base', 'base-key');
     await sn.prepare('victim', 'base');
     await sn.close();
+  });
 
+  test.each(CASES)('SIGKILL at %s: reopen finds the stores agreeing', async (point, op, expected) => {
     const child = await runChild({ root, options, point, op });
     expect([child.signal, child.stdout]).toEqual(['SIGKILL', '']);
 
-    sn = await Snapshotter.open(root, { options });
+    const sn = await Snapshotter.open(root, { options });
     try {
       expect((await checkAgree(sn, root)).sort()).toEqual([...expected].sort());
-      // What was interrupted can be done again.
+      // What was interrupted can be done again; then the starting state is put back.
       const o = op as { op: string; key: string; name?: string; parent?: string };
-      if (o.op === 'prepare' || o.op === 'view') await sn.prepare(o.key, o.parent);
-      if (o.op === 'commit' && expected.includes('victim')) await sn.commit(o.name!, o.key);
-      if (o.op === 'remove') await sn.prepare(o.key, 'base');
-      await checkAgree(sn, root);
+      if (o.op === 'prepare' || o.op === 'view') {
+        await sn.prepare(o.key, o.parent);
+        await checkAgree(sn, root);
+        await sn.remove(o.key);
+      } else if (o.op === 'commit') {
+        if (expected.includes('victim')) await sn.commit(o.name!, o.key);
+        await checkAgree(sn, root);
+        await sn.remove(o.name!);
+        await sn.prepare('victim', 'base');
+      } else {
+        await sn.prepare(o.key, 'base');
+      }
+      expect((await checkAgree(sn, root)).sort()).toEqual(['base', 'victim']);
     } finally {
       await sn.close();
     }
