@@ -6,7 +6,7 @@
 #   scripts/test-conformance.sh [--udev on|off|both] [-- SUITE_ARGS...]
 #
 # SUITE_ARGS go to the suite binary, e.g. -test.run 'Suite/Basic'. Each mode's summary and
-# duration are printed at the end; the server's output is in build/conformance-<mode>.log.
+# duration are printed at the end; the server's output is in .cache/conformance/<mode>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,12 +29,12 @@ while [ $# -gt 0 ]; do
 done
 suite_args=("$@")
 
-mkdir -p build
+mkdir -p .cache/conformance
 status=0
 summary=()
 for mode in "${modes[@]}"; do
-  log="$(realpath -m "build/conformance-$mode.log")"
-  out="$(realpath -m "build/conformance-$mode.out")"
+  log="$(realpath -m ".cache/conformance/$mode.log")"
+  out="$(realpath -m ".cache/conformance/$mode.out")"
   rm -f "$log" "$out"
   opts="-o dm.fs=ext4 -o dm.basesize=64M -o dm.loopdatasize=1G -o dm.loopmetadatasize=128M"
   # Without udevd the DeviceSet refuses to start unless told the nodes are libdevmapper's to make.

@@ -124,4 +124,29 @@ describeKernel('Snapshotter', () => {
       await sn.close();
     }
   });
+
+  test('xfs: mounts carry nouuid, so a parent\'s view and a child, sharing one UUID, mount side by side', async () => {
+    const root = await newRoot();
+    const work = join(root, '..', 'work');
+    // mkfs.xfs wants at least 300 MiB.
+    const sn = await Snapshotter.open(root, { options: testOptions(['dm.fs=xfs', 'dm.basesize=320M']) });
+    try {
+      const [m] = await sn.prepare('p', '');
+      expect(m).toMatchObject({ type: 'xfs', options: ['nouuid'] });
+      await withMount(m!, join(work, 'p'), async (dir) => {
+        expect(await readdir(dir)).toEqual([]);
+        await writeFile(join(dir, 'f'), 'x');
+      });
+      await sn.commit('base', 'p');
+      const [v] = await sn.view('v', 'base');
+      const [c] = await sn.prepare('c', 'base');
+      expect(v!.options).toEqual(['nouuid', 'ro']);
+      await withMount(v!, join(work, 'v'), () =>
+        withMount(c!, join(work, 'c'), async (dir) => expect(await readFile(join(dir, 'f'), 'utf8')).toBe('x')),
+      );
+      for (const k of ['v', 'c', 'base']) await sn.remove(k);
+    } finally {
+      await sn.close();
+    }
+  });
 });
