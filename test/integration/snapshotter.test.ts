@@ -149,4 +149,29 @@ describeKernel('Snapshotter', () => {
       await sn.close();
     }
   });
+
+  test('concurrent calls, as containerd makes them: one winner per key, children of one parent, removes', async () => {
+    const root = await newRoot();
+    const sn = await Snapshotter.open(root, { options: testOptions() });
+    try {
+      await sn.prepare('p', '');
+      await sn.commit('base', 'p');
+      const keys = ['a', 'b', 'c', 'd', 'a', 'b'];
+      const results = await Promise.allSettled(keys.map((k, i) => (i % 2 ? sn.view(k, 'base') : sn.prepare(k, 'base'))));
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(refused.map((r) => (r.reason as { code: string }).code)).toEqual([ErrorCodes.SNAPSHOT_EXISTS, ErrorCodes.SNAPSHOT_EXISTS]);
+      expect(sn.counts().active + sn.counts().view).toBe(4);
+      // Removing the parent while its children go: refused until the last one is gone.
+      const removes = await Promise.allSettled([...['a', 'b', 'c', 'd'].map((k) => sn.remove(k)), sn.remove('base')]);
+      const baseRemove = removes[4]!;
+      if (baseRemove.status === 'rejected') {
+        expect(baseRemove.reason).toMatchObject({ code: ErrorCodes.SNAPSHOT_PRECONDITION });
+        await sn.remove('base');
+      }
+      expect(removes.slice(0, 4).every((r) => r.status === 'fulfilled')).toBe(true);
+      expect(await sn.deviceSet.list()).toEqual(['snap-empty']);
+    } finally {
+      await sn.close();
+    }
+  });
 });
