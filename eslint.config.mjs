@@ -13,7 +13,9 @@ const layers = {
   sandbox: ['util', 'log'],
   deviceset: ['util', 'log', 'sys', 'dm', 'layers'],
   driver: ['util', 'log', 'sys', 'dm', 'layers', 'deviceset'],
-  cli: ['util', 'log', 'sys', 'dm', 'layers', 'deviceset', 'driver', 'sandbox'],
+  // containerd's model over the DeviceSet's public API only.
+  snapshotter: ['util', 'log', 'deviceset'],
+  cli: ['util', 'log', 'sys', 'dm', 'layers', 'deviceset', 'driver', 'snapshotter', 'sandbox'],
   // The demo is an application of the public API: the package root only.
   demo: ['index'],
 };

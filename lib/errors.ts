@@ -97,6 +97,15 @@ export const ErrorCodes = {
   XFS_NOSPACE_RETRIES: 'ERR_XFS_NOSPACE_RETRIES',
   /** The running kernel has no device-mapper driver (the CLI's check of /proc/misc). */
   NO_DEVICE_MAPPER: 'ERR_NO_DEVICE_MAPPER',
+  /** A Snapshotter has no snapshot of that key or name (containerd's "not found"). */
+  SNAPSHOT_NOT_FOUND: 'ERR_SNAPSHOT_NOT_FOUND',
+  /** A Snapshotter already has a snapshot of that key or name (containerd's "already exists"). */
+  SNAPSHOT_EXISTS: 'ERR_SNAPSHOT_EXISTS',
+  /**
+   * The snapshot is in the wrong state for the call (containerd's "failed precondition"):
+   * committing a view or a committed snapshot, removing one that has children.
+   */
+  SNAPSHOT_PRECONDITION: 'ERR_SNAPSHOT_PRECONDITION',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

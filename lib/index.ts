@@ -23,5 +23,7 @@ export * as sys from './sys';
 export * as layers from './layers';
 export * from './deviceset';
 export * from './driver';
+/** containerd's snapshot model (active, view, committed snapshots as thin devices) and its gRPC proxy service. */
+export * from './snapshotter';
 export * from './log';
 export { DevmapperError, ErrorCodes, errnoName, type DevmapperErrorOptions, type LibdmLogLine } from './errors';

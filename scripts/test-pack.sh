@@ -2,7 +2,8 @@
 # The published package, as a user gets it: `npm pack` (its prepack builds dist/ afresh), then
 # checks that
 #   - the tarball holds the compiled JavaScript and its type declarations, the native
-#     sources, binding.gyp, CMakeLists.txt and scripts/pkg-config-devmapper.sh, and nothing
+#     sources, the snapshotter's .proto files, binding.gyp, CMakeLists.txt and
+#     scripts/pkg-config-devmapper.sh, and nothing
 #     else (npm adds package.json and README.md itself);
 #   - installing it into an empty project builds the addon, and require('devmapper') and
 #     `import { dm } from 'devmapper'` both work and reach the addon (dm.getLibraryVersion(),
@@ -43,6 +44,7 @@ const allowed = [
   /^dist\/.+\.js$/,
   /^dist\/.+\.d\.ts$/,
   /^src-native\/[^/]+\.(cc|h)$/,
+  /^proto\/containerd\/[^/]+\.proto$/,
   /^(binding\.gyp|CMakeLists\.txt|scripts\/pkg-config-devmapper\.sh|package\.json|README\.md|LICENSE)$/,
 ];
 const problems = [];
@@ -52,7 +54,7 @@ for (const f of files) {
   const m = /^dist\/(.+)\.(js|d\.ts)$/.exec(f);
   if (m && !fs.existsSync(`lib/${m[1]}.ts`)) problems.push(`no lib/${m[1]}.ts for ${f}`);
 }
-const required = ['dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/sandbox/cli.js', 'dist/cli/main.js', 'binding.gyp', 'scripts/pkg-config-devmapper.sh'];
+const required = ['dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/sandbox/cli.js', 'dist/cli/main.js', 'binding.gyp', 'scripts/pkg-config-devmapper.sh', 'proto/containerd/snapshots.proto', 'proto/containerd/mount.proto'];
 for (const f of fs.readdirSync('src-native')) required.push(`src-native/${f}`);
 for (const f of required) if (!files.includes(f)) problems.push(`missing: ${f}`);
 if (problems.length) {
@@ -83,6 +85,11 @@ const v = devmapper.dm.getLibraryVersion();
 assert.match(v, /^1\.02\.\d+/);
 assert.equal(typeof devmapper.DevmapperError, 'function');
 console.log(`test-pack: require('devmapper'): dm.getLibraryVersion() = ${v}`);
+// The snapshotter's gRPC service finds its .proto files from dist/, as installed.
+const { PROTO_DIR } = require('devmapper/dist/snapshotter/server');
+const def = require('@grpc/proto-loader').loadSync('containerd/snapshots.proto', { includeDirs: [PROTO_DIR] });
+assert.ok(def['containerd.services.snapshots.v1.Snapshots'], 'the snapshots service is not in the installed .proto files');
+console.log(`test-pack: the snapshots service loads from ${PROTO_DIR}`);
 EOF
 cat >"$app/check.mjs" <<'EOF'
 import assert from 'node:assert';

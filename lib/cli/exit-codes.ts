@@ -77,6 +77,10 @@ const BY_PROJECT_CODE: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   [ErrorCodes.POOL_NOT_ADOPTABLE]: ExitCode.INCONSISTENT,
   [ErrorCodes.BASE_DEVICE_CHANGED]: ExitCode.INCONSISTENT,
   [ErrorCodes.METADATA_CORRUPT]: ExitCode.INCONSISTENT,
+  [ErrorCodes.SNAPSHOT_NOT_FOUND]: ExitCode.NOT_FOUND,
+  [ErrorCodes.SNAPSHOT_EXISTS]: ExitCode.EXISTS,
+  // Children hold it, or it is not active: the same class as a mounted layer.
+  [ErrorCodes.SNAPSHOT_PRECONDITION]: ExitCode.BUSY,
   [ErrorCodes.ABORTED]: ExitCode.TIMEOUT,
   [ErrorCodes.COMMAND_FAILED]: ExitCode.COMMAND_FAILED,
   // No command-line remedy: libdevmapper said nothing more, the kernel printed a status line

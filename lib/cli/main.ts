@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
  * `devmapper`: the command-line tool. This file only registers the commands and runs one;
- * each command group lives in its own file (pool, layers, inspect, peek, sandbox).
+ * each command group lives in its own file (pool, layers, inspect, peek, snapshotter, sandbox).
  *
  * What a command costs from spawn to exit is mostly what it loads: the command files hold
  * their specs (names, help, argument checks) at the top level and load the library's layers
- * (the Driver, the DeviceSet, dm and the addon, the sandbox runner) with `await import()`
+ * (the Driver, the DeviceSet, dm and the addon, the Snapshotter, the sandbox runner) with `await import()`
  * inside the command that uses them. `--version`, `--help` and a mistake on the command line
  * load none of them (test/unit/cli-lazy.test.ts checks it).
  */
@@ -34,6 +34,7 @@ import { Output, type OutStream } from './output';
 import { peekCommands } from './peek';
 import { poolCommands } from './pool';
 import { sandboxCommands } from './sandbox';
+import { snapshotterCommands } from './snapshotter';
 
 /** Every command, in help order. A new command group is one file and one line here. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -42,6 +43,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...layerTarCommands,
   ...inspectCommands,
   ...peekCommands,
+  ...snapshotterCommands,
   ...sandboxCommands,
 ];
 

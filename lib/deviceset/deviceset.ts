@@ -600,6 +600,44 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     await tracedStep(this.stepContext('unmount', hash), () => this.lockDevice(hash, () => unmountDevice(this.s, hash, path)));
   }
 
+  /**
+   * Activates the device without mounting it, for callers that hand out the block device
+   * itself (a snapshotter's mounts, a VM's disk). Activating an active device is a no-op; a
+   * pending deferred remove is cancelled. Shutdown deactivates it unless something holds it.
+   *
+   * @returns its block device path, /dev/mapper/NAME
+   * @throws {@link DevmapperError} ERR_CLOSED; ENOENT for an unknown or deleted device; the kernel's errno
+   */
+  async activateDevice(hash: string): Promise<string> {
+    this.checkOpen();
+    return tracedStep(this.stepContext('activate', hash), () =>
+      this.lockDevice(hash, async () => {
+        const meta = this.s.devices.get(hash);
+        if (!meta || meta.deleted) throw unknownDevice(hash);
+        return activateIfNeeded(this.s, hash, meta);
+      }),
+    );
+  }
+
+  /**
+   * Removes the mapping of a device activated by {@link DeviceSet.activateDevice} (bounded
+   * retries, never deferred). An inactive device is a no-op.
+   *
+   * @throws {@link DevmapperError} ERR_CLOSED; ENOENT for an unknown device; EBUSY when this
+   *   DeviceSet has it mounted, or when it stays open past the retry budget; ABORT_ERR
+   */
+  async deactivateDevice(hash: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    this.checkOpen();
+    await tracedStep(this.stepContext('deactivate', hash), () =>
+      this.lockDevice(hash, async () => {
+        if (!this.s.devices.has(hash)) throw unknownDevice(hash);
+        if (this.s.mounts.has(hash))
+          throw new DevmapperError(`device ${hash} is mounted at ${this.s.mounts.get(hash)}: unmount it first`, { code: 'EBUSY', device: hash });
+        await deactivate(this.s, hash, { deferred: false, signal: opts.signal });
+      }),
+    );
+  }
+
   /** Whether the device exists and is not marked deleted. */
   async hasDevice(hash: string): Promise<boolean> {
     const meta = this.s.devices.get(hash);

@@ -9,7 +9,7 @@
  *   devmapper:dm         one record per device-mapper operation: type, name, device,
  *                        duration, errno and code on failure
  *   devmapper:deviceset  one record per DeviceSet step: open, recovery, create, delete,
- *                        mount, unmount, resize, shutdown, pool events and the pool watch
+ *                        mount, unmount, activate, deactivate, resize, shutdown, pool events and the pool watch
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { NativeTaskType } from '../native';
@@ -70,6 +70,8 @@ export type DeviceSetStep =
   | 'delete'
   | 'mount'
   | 'unmount'
+  | 'activate'
+  | 'deactivate'
   | 'resize'
   | 'shutdown'
   | 'pool-event'

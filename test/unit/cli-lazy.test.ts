@@ -1,7 +1,7 @@
 /**
  * A command loads only the layers it uses: --version, --help (of the tool, a group, a
  * command) and a mistake on the command line load none of the library's kernel-facing layers
- * (the Driver, the DeviceSet, dm and the addon, sys, layers, the sandbox runner). Each layer is
+ * (the Driver, the DeviceSet, dm and the addon, sys, layers, the Snapshotter, the sandbox runner). Each layer is
  * replaced by a factory that notes its loading, so that a top-level import of one anywhere
  * under lib/cli shows up here.
  */
@@ -29,6 +29,10 @@ jest.mock('../../lib/layers', () => {
 });
 jest.mock('../../lib/native', () => {
   mockLoaded.push('native');
+  return {};
+});
+jest.mock('../../lib/snapshotter', () => {
+  mockLoaded.push('snapshotter');
   return {};
 });
 jest.mock('../../lib/sandbox', () => {
@@ -66,7 +70,7 @@ describe('devmapper loads only what a command uses', () => {
     expect(loadedAtImport).toEqual([]);
   });
 
-  test.each([[['--version']], [['--help']], [['pool', '--help']], [['create', '--help']], [['help', 'peek']]])('%j loads none of them', async (argv) => {
+  test.each([[['--version']], [['--help']], [['pool', '--help']], [['create', '--help']], [['help', 'peek']], [['snapshotter', 'serve', '--help']]])('%j loads none of them', async (argv) => {
     const r = await run(argv);
     expect(r.code).toBe(0);
     expect(r.stdout).not.toBe('');
