@@ -66,10 +66,23 @@ const dts = files.filter((f) => f.endsWith('.d.ts')).length;
 console.log(`test-pack: ${files.length} files: ${js} .js, ${dts} .d.ts, ${files.filter((f) => f.startsWith('src-native/')).length} native sources, build and package files`);
 EOF
 
+# The projects below get the repository's already-built better-sqlite3 before the install: its
+# compile from source (a minute or more on two cores, twice) is its own package's business, not
+# what this test checks, and npm keeps a dependency it finds installed at the wanted version.
+# with_sqlite DIR
+with_sqlite() {
+  local want
+  want=$(node -p "require('./package.json').dependencies['better-sqlite3']")
+  [ "$(node -p "require('./node_modules/better-sqlite3/package.json').version")" = "$want" ] || return 0
+  mkdir -p "$1/node_modules"
+  cp -a node_modules/better-sqlite3 "$1/node_modules/"
+}
+
 # --- install into an empty project ---------------------------------------------------------
 app="$work/app"
 mkdir -p "$app"
 echo '{ "name": "devmapper-pack-test", "version": "1.0.0", "private": true }' >"$app/package.json"
+with_sqlite "$app"
 log "npm install of the tarball into an empty project (builds the addon)"
 (cd "$app" && npm install "${npm_quiet[@]}" "$tarball") >"$work/install.log" 2>&1 || {
   cat "$work/install.log" >&2
@@ -163,6 +176,7 @@ log "tsc --noEmit against the installed declarations (CommonJS and ES module imp
 bare="$work/bare"
 mkdir -p "$bare" "$work/empty-pkgconfig"
 echo '{ "name": "devmapper-pack-bare", "version": "1.0.0", "private": true }' >"$bare/package.json"
+with_sqlite "$bare"
 log "npm install where pkg-config finds no libdevmapper (PKG_CONFIG_LIBDIR=/nonexistent)"
 if (cd "$bare" && PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH="$work/empty-pkgconfig" \
   npm install "${npm_quiet[@]}" "$tarball") >"$work/bare.log" 2>&1; then

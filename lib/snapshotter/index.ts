@@ -2,4 +2,5 @@
 export { Snapshotter, type SnapshotterOpenOptions } from './snapshotter';
 export type { RecoveryReport } from './reconcile';
 export type { SnapshotInfo, SnapshotKind, SnapshotMount, SnapshotUsage, SnapshotOptions, SnapshotUpdate } from './types';
-export { serveSnapshotter, type ServeOptions, type SnapshotterServer } from './server';
+export { serveSnapshotter } from './serve';
+export type { ServeOptions, SnapshotterServer } from './server';

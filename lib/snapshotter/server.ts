@@ -158,19 +158,8 @@ async function clearStaleSocket(path: string): Promise<void> {
   await unlink(path);
 }
 
-/**
- * Serves the Snapshotter as containerd's snapshots service on a unix socket (mode 0600 by
- * default). The server owns the Snapshotter from then on: close() closes it.
- *
- * @example
- * ```ts
- * const sn = await Snapshotter.open('/var/lib/devmapper-snapshotter');
- * const server = await serveSnapshotter(sn, { socket: '/run/devmapper-snapshotter.sock' });
- * process.once('SIGTERM', () => void server.close());
- * ```
- * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT (socket, mode); EADDRINUSE when a server answers on the socket
- */
-export async function serveSnapshotter(sn: Snapshotter, opts: ServeOptions): Promise<SnapshotterServer> {
+/** {@link serveSnapshotter}'s work, loaded with @grpc/grpc-js on its first call. */
+export async function startServer(sn: Snapshotter, opts: ServeOptions): Promise<SnapshotterServer> {
   const socket = opts.socket;
   if (typeof socket !== 'string' || !socket.startsWith('/')) throw invalidArgument('socket', 'an absolute path', socket);
   const mode = opts.mode ?? 0o600;
