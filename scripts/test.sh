@@ -4,8 +4,9 @@
 # device-mapper kernel (the host's when it has one and we are root, else the user-mode Linux
 # sandbox), once with udev running and once without; then the container's entry script in
 # that kernel, the `dm` tests against the sanitizer build of the addon, the packed package
-# installed into an empty project, and the benchmark in smoke mode. Prints how long each step
-# took, and ends with one summary line.
+# installed into an empty project, the benchmark in smoke mode, and containerd's snapshotter
+# conformance suite against the served Snapshotter in both udev modes (when ../shared/peers
+# has it). Prints how long each step took, and ends with one summary line.
 #
 # The integration files run at their quick default sizes (crash cycles, layer chain depth,
 # concurrency width and rounds); `npm run test:soak` (scripts/test-soak.sh) runs them at
@@ -88,6 +89,9 @@ ENTRY="container entry script (docker/entrypoint.sh) in the device-mapper kernel
 ASAN="dm-level integration tests against the sanitizer build of the addon (cmake-js)"
 PACK="package: npm pack, install into an empty project, types, missing libdevmapper-dev"
 BENCH="benchmark, smoke mode (tiny counts: it must run, its figures mean nothing)"
+# containerd's snapshotter conformance suite against `devmapper snapshotter serve`, one udev
+# mode a run, in a kernel of its own; the script says it skipped when ../shared/peers is absent.
+CONFORMANCE="containerd's snapshotter conformance suite (scripts/test-conformance.sh)"
 
 if grep -qw device-mapper /proc/misc 2>/dev/null && [ "$(id -u)" = 0 ]; then
   run_step "$LINT" lint
@@ -99,6 +103,8 @@ if grep -qw device-mapper /proc/misc 2>/dev/null && [ "$(id -u)" = 0 ]; then
   run_step "$ASAN" bash scripts/test-asan.sh --udev on
   run_step "$PACK" bash scripts/test-pack.sh
   run_step "$BENCH" npm run --silent bench:smoke
+  run_step "$CONFORMANCE" bash scripts/test-conformance.sh --udev both --report "$results/conformance.json"
+  reports=$reports,conformance
 else
   # Lane 1 (its output is kept in a log and shown afterwards): the package, then the
   # integration tests with udev on in their own sandbox kernel (the longer of the two runs:
@@ -111,6 +117,7 @@ else
     run_step "$PACK" bash scripts/test-pack.sh
     touch "$pack_done"
     run_step "integration tests, udev on (sandbox kernel)" integration on integration-udev-on --testPathIgnorePatterns "$udev_on_tail"
+    run_step "$CONFORMANCE, udev on" bash scripts/test-conformance.sh --udev on --report "$results/conformance-udev-on.json"
   ) >"$results/lane1.log" 2>&1 &
   lane1=$!
   lane=2
@@ -121,8 +128,9 @@ else
   run_step "$ENTRY" entrypoint
   run_step "$ASAN" bash scripts/test-asan.sh --udev on
   run_step "$BENCH" npm run --silent bench:smoke
+  run_step "$CONFORMANCE, udev off" bash scripts/test-conformance.sh --udev off --report "$results/conformance-udev-off.json"
   run_step "integration tests, udev on, the files moved from lane 1 (sandbox kernel)" integration on integration-udev-on-2 "$udev_on_tail"
-  reports=unit,integration-udev-off,integration-udev-on,integration-udev-on-2
+  reports=unit,integration-udev-off,integration-udev-on,integration-udev-on-2,conformance-udev-off,conformance-udev-on
   lane=
   wait "$lane1" || echo "lane 1 exited with $?" >>"$steps"
   echo "-- lane 1: package, then integration tests with udev on:"
