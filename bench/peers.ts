@@ -87,7 +87,7 @@ interface Stream {
   /** Also reported under this setting (the same measurement). */
   alsoAs?: PeerSetting;
   run(count: number, into: Taken): Promise<void>;
-  close(): Promise<void>;
+  close(): Promise<unknown>;
 }
 
 function runProcess(argv: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; wallMs: number }> {
