@@ -72,7 +72,7 @@ integration() {
 udev_on_sizes=(--env DEVMAPPER_CRASH_CYCLES=4)
 # In the sandbox the udev-on run is the longer lane: these files of it run at the end of the
 # other lane instead, in a kernel of their own, so that both lanes end at about the same time.
-udev_on_tail='test/integration/(deviceset-space|dm-seed-sequence)\.test\.ts'
+udev_on_tail='test/integration/(deviceset-space|dm-seed-sequence|driver-layers|deviceset-exhaustion)\.test\.ts'
 
 # docker/entrypoint.sh as the container runs it (host kernel path: module checks, its own
 # udevd, both udev modes), here inside the device-mapper kernel, on the tests that check
