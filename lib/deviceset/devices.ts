@@ -14,6 +14,12 @@ export function nameOf(s: DeviceSetState, hash: string): string {
   return deviceName(s.prefix, hash);
 }
 
+/** Refuses a change to a device this DeviceSet has mounted (EBUSY, naming the mount point). */
+export function refuseIfMounted(s: DeviceSetState, hash: string): void {
+  const at = s.mounts.get(hash);
+  if (at !== undefined) throw new DevmapperError(`device ${hash} is mounted at ${at}: unmount it first`, { code: 'EBUSY', device: hash });
+}
+
 /** @internal The ENOENT error for a device the DeviceSet does not have. */
 export function unknownDevice(hash: string): DevmapperError {
   return new DevmapperError(`unknown device ${hash === '' ? '(base)' : hash}`, {
@@ -226,11 +232,10 @@ export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta:
   const name = nameOf(s, hash);
   const before = await dm.getInfo(name);
   if (before && before.openCount > 0) return false;
-  const discard = dm.discardSteps(name, meta.size);
   const out = await dm.runSteps([
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
     ...dm.activationSteps(before, s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true }),
-    ...discard,
+    ...dm.discardSteps(name, meta.size),
     ...(before ? [] : dm.removalSteps(name)),
   ]);
   const discarded = out.results.some((r) => r.phase === 'discard' && r.ran && !r.skipped && r.errno === 0);

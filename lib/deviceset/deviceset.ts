@@ -18,6 +18,7 @@ import {
   deleteRegisteredDevice,
   discardBeforeDelete,
   nameOf,
+  refuseIfMounted,
   unknownDevice,
   withPoolLock,
 } from './devices';
@@ -506,8 +507,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     await this.lockDevice(hash, async () => {
       const meta = this.s.devices.get(hash);
       if (!meta) throw unknownDevice(hash);
-      if (this.s.mounts.has(hash))
-        throw new DevmapperError(`device ${hash} is mounted at ${this.s.mounts.get(hash)}: unmount it first`, { code: 'EBUSY', device: hash });
+      refuseIfMounted(this.s, hash);
       await checkPoolCanChange(this.s);
       if (this.s.options.blkDiscard && !meta.deleted) detail.discarded = await discardBeforeDelete(this.s, hash, meta);
       const deferredOk = this.s.options.useDeferredDeletion && !opts.sync;
@@ -631,8 +631,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     await tracedStep(this.stepContext('deactivate', hash), () =>
       this.lockDevice(hash, async () => {
         if (!this.s.devices.has(hash)) throw unknownDevice(hash);
-        if (this.s.mounts.has(hash))
-          throw new DevmapperError(`device ${hash} is mounted at ${this.s.mounts.get(hash)}: unmount it first`, { code: 'EBUSY', device: hash });
+        refuseIfMounted(this.s, hash);
         await deactivate(this.s, hash, { deferred: false, signal: opts.signal });
       }),
     );

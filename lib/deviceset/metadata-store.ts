@@ -220,13 +220,17 @@ async function readMetadataFiles(files: string[]): Promise<(string | null)[]> {
     return await sys.readFiles(files);
   } catch (err) {
     if (err instanceof DevmapperError && (err.code === 'ELOOP' || err.code === 'EINVAL' || err.code === 'EISDIR'))
-      throw new DevmapperError(`${err.message}: a metadata file must be a regular file; move it away to open this root`, {
-        code: ErrorCodes.METADATA_CORRUPT,
-        device: err.device,
-        cause: err,
-      });
+      throw notRegularFile(err.message, err.device, err);
     throw err;
   }
+}
+
+function notRegularFile(what: string, device: string | undefined, cause?: unknown): DevmapperError {
+  return new DevmapperError(`${what}: a metadata file must be a regular file; move it away to open this root`, {
+    code: ErrorCodes.METADATA_CORRUPT,
+    device,
+    cause,
+  });
 }
 
 /**
@@ -240,11 +244,7 @@ function deviceHashes(entries: { name: string; isFile(): boolean; isSymbolicLink
   for (const e of entries) {
     const name = e.name;
     if (name.endsWith('.migrated') || name.startsWith('.')) continue;
-    if (e.isSymbolicLink())
-      throw new DevmapperError(`metadata file ${name} is a symbolic link, refused: a metadata file must be a regular file; move it away to open this root`, {
-        code: ErrorCodes.METADATA_CORRUPT,
-        device: name,
-      });
+    if (e.isSymbolicLink()) throw notRegularFile(`metadata file ${name} is a symbolic link, refused`, name);
     if (!e.isFile()) continue;
     if (name === DEVICE_SET_FILE || name === TRANSACTION_FILE) continue;
     hashes.push(name === 'base' ? '' : name);

@@ -124,8 +124,7 @@ export class Driver {
     this.checkOpen();
     this.checkId(id);
     const { size } = parseStorageOpt(opts?.storageOpt);
-    const base = parent ?? '';
-    if (base !== '') this.checkId(base, 'parent');
+    const base = this.checkParent(parent);
     await this.deviceSet.addDevice(id, base, size === undefined ? {} : { size });
   }
 
@@ -447,13 +446,14 @@ export class Driver {
         failure ??= err;
       }
     }
-    let result: ShutdownResult | undefined;
+    let result: ShutdownResult;
     try {
       result = await this.deviceSet.shutdown();
     } catch (err) {
-      failure ??= err;
+      // An unmount that failed first is the error to report.
+      throw failure ?? err;
     }
-    if (failure !== undefined || result === undefined) throw failure;
+    if (failure !== undefined) throw failure;
     return result;
   }
 
