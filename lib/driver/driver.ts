@@ -3,7 +3,8 @@
  * daemon/graphdriver/devmapper/driver.go), with mount reference counts that survive a
  * restart by starting from what the kernel says is mounted (a statx of the mount point).
  *
- * Layout under home (the DeviceSet's root, 0700): mnt/ (0755) and, while a layer is in use,
+ * Layout under home (the DeviceSet's root, 0700): mnt/ (0755; bind-mounted onto itself with
+ * private propagation from init to cleanup) and, while a layer is in use,
  * mnt/<id>/ (0755) with the device mounted on it. The device's file system holds `id` (the
  * id, 0600, no newline) and `rootfs/` (0755), which is what get() returns: a volume made by
  * Docker and one made here look the same.
@@ -11,7 +12,7 @@
  * Layer diffs (applyDiff, diff, changes, diffSize) are Docker's naive diff over the rootfs
  * directories, done by lib/layers on the mounted volumes through get()/put().
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { chmod, mkdir, rmdir } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +54,8 @@ export class Driver {
   private readonly locks = new KeyedLock();
   private cleanupPromise: Promise<ShutdownResult> | null = null;
   private closed = false;
+  /** home/mnt is a bind mount of itself that a Driver made: cleanup unmounts it. */
+  private ownMntMount = false;
 
   private constructor(
     /** The driver's home: the DeviceSet's root. */
@@ -63,7 +66,8 @@ export class Driver {
 
   /**
    * Opens (creating when new) the DeviceSet rooted at home (0700) with the base device, and
-   * creates home/mnt (0755). Options as DeviceSet.open takes them: Docker's 'dm.*' strings or
+   * creates home/mnt (0755), made a private mount (a bind of itself) so that layer mounts do
+   * not propagate into other mount namespaces; cleanup unmounts it again. Options as DeviceSet.open takes them: Docker's 'dm.*' strings or
    * the typed object.
    *
    * @param home absolute path of the driver's home (the DeviceSet's root)
@@ -79,15 +83,21 @@ export class Driver {
   static async init(home: string, options: string[] | DeviceSetOptions = []): Promise<Driver> {
     if (typeof home !== 'string' || !home.startsWith('/')) throw invalidArgument('home', 'an absolute path', home);
     const ds = await DeviceSet.open(home, { doInit: true, options });
+    const mnt = join(home, 'mnt');
+    let ownMount: boolean;
     try {
-      const mnt = join(home, 'mnt');
       await mkdir(mnt, { recursive: true, mode: 0o755 });
       await chmod(mnt, 0o755);
+      // Private, so that layer mounts are not copied into other mount namespaces, where they
+      // would hold the devices open (see sys.makePrivateMount).
+      ownMount = (await sys.makePrivateMount(mnt)) || isSelfBind(home, mnt);
     } catch (err) {
       await ds.shutdown().catch(() => undefined);
       throw err;
     }
-    return new Driver(home, ds);
+    const driver = new Driver(home, ds);
+    driver.ownMntMount = ownMount;
+    return driver;
   }
 
   private mountPoint(id: string): string {
@@ -405,8 +415,8 @@ export class Driver {
   }
 
   /**
-   * Unmounts every layer this Driver holds (whatever its count), then shuts the DeviceSet down
-   * (its pool deactivated when ours). Idempotent; the Driver is closed after.
+   * Unmounts every layer this Driver holds (whatever its count) and the bind mount of
+   * home/mnt, then shuts the DeviceSet down (its pool deactivated when ours). Idempotent; the Driver is closed after.
    *
    * @returns what stayed active, as {@link DeviceSet.shutdown} reports it (devices someone
    *   else still holds, and the pool they need)
@@ -420,7 +430,7 @@ export class Driver {
    * Closes the Driver but leaves every mounted layer mounted for a later process (a
    * command-line tool between invocations): a later Driver's get counts such a mount as its
    * own and its put unmounts it. The DeviceSet is released (DeviceSet.release): its pool stays
-   * active while a layer is mounted. Shares cleanup's promise: the first of the two decides.
+   * active while a layer is mounted, and so does the bind mount of home/mnt. Shares cleanup's promise: the first of the two decides.
    *
    * @returns what stayed active ({@link DeviceSet.release}'s report: the mounted layers, and the pool)
    */
@@ -428,9 +438,18 @@ export class Driver {
     this.cleanupPromise ??= (async () => {
       this.closed = true;
       this.refs.clear();
+      await this.unmountMnt();
       return this.deviceSet.release();
     })();
     return this.cleanupPromise;
+  }
+
+  /**
+   * Unmounts the bind of home/mnt that a Driver made, unless a layer is still mounted under
+   * it: a plain umount2 of a mount with mounts below it fails (EBUSY), and that is left so.
+   */
+  private async unmountMnt(): Promise<void> {
+    if (this.ownMntMount) await sys.unmount(join(this.home, 'mnt')).catch(() => undefined);
   }
 
   private async doCleanup(): Promise<ShutdownResult> {
@@ -446,6 +465,7 @@ export class Driver {
         failure ??= err;
       }
     }
+    await this.unmountMnt();
     let result: ShutdownResult;
     try {
       result = await this.deviceSet.shutdown();
@@ -481,4 +501,13 @@ function layoutOf(id: string): LayoutEntry[] {
     { path: 'rootfs', mode: 0o755 },
     { path: 'id', mode: 0o600, content: id },
   ];
+}
+
+/**
+ * Whether home/mnt is a mount point on home's own file system: the bind mount of itself that
+ * an earlier Driver made (a released one leaves it for the layers it left mounted). A file
+ * system of the user's mounted there has a device of its own, and is left alone.
+ */
+function isSelfBind(home: string, mnt: string): boolean {
+  return statSync(mnt).dev === statSync(home).dev;
 }

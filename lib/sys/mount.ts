@@ -98,3 +98,24 @@ export function isMountPoint(path: string): boolean {
   checkPath(path, 'path');
   return native().isMountPoint(path);
 }
+
+/**
+ * Makes `path` a mount with private propagation, bind-mounting the directory onto itself
+ * first when it is not a mount point yet (two mount(2) calls at most; a second call finds
+ * the mount and only sets the propagation again). Mounts made under a private mount are not
+ * copied into other mount namespaces: under a shared parent (systemd makes / shared) every
+ * layer mount would also appear in each namespace that shares it, hold the device open
+ * there, and make its deactivation fail with EBUSY.
+ *
+ * @returns true when this call made the bind mount
+ * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT for a relative path; the errno of
+ *   mount(2) (EPERM without CAP_SYS_ADMIN, ENOENT for a missing directory)
+ */
+export async function makePrivateMount(path: string): Promise<boolean> {
+  checkPath(path, 'path');
+  const f = mountFlags();
+  const bound = !isMountPoint(path);
+  if (bound) await native().mount(path, path, '', f.MS_BIND, '');
+  await native().mount('', path, '', f.MS_PRIVATE, '');
+  return bound;
+}

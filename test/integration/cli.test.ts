@@ -116,6 +116,7 @@ describeKernel('devmapper command-line tool', () => {
       // (image is mounted below, so it is still there).
       expect(await fails(4, 'EBUSY', 'remove', 'image', 'ctr')).toContain('devmapper unmount ctr first');
       expect(await ok('unmount', 'ctr')).toBe('');
+      // Nothing left mounted: no layer, and the released Driver's bind of mnt/ unmounted with the last layer.
       expect(await mountsUnder(join(root, 'mnt'))).toEqual([]);
 
       // import a layer tar as a new layer on image; export it back; a refused tar leaves no layer.
