@@ -1,6 +1,6 @@
 /**
  * udev failing under the library: udevd killed mid-run (its control socket left behind), a
- * stale control socket with no udevd ever started, and udevd hung. libdevmapper then
+ * stale control socket with no udevd ever started, udevd hung, and a rule that sleeps. libdevmapper then
  * believes udev runs and hands out cookies nobody completes: every call must still finish
  * within its bound (the cookie completed and freed by the addon, a DEVMAPPER_UDEV_TIMEOUT
  * warning), leave no SysV semaphore behind, and never block the event loop. The calls run
@@ -22,6 +22,10 @@ const CHILD = join(__dirname, '..', 'fixtures', 'udev-child.js');
 const CONTROL = '/run/udev/control';
 const UDEVD = '/usr/lib/systemd/systemd-udevd';
 const BOUND_MS = 1500;
+/** udevd reads rules from here too: the guest's own tmpfs, not the host's /etc. */
+const RULES_DIR = '/run/udev/rules.d';
+const SLOW_RULE = `${RULES_DIR}/90-devmapper-test-sleep.rules`;
+const SLEEP_S = 4;
 
 interface ChildReport {
   syncSupported: boolean;
@@ -147,9 +151,43 @@ describeKernel('udev failures: calls finish within their bound, no semaphore lef
       // udevd, back, ran the queued events of a device that is gone: nothing of it is left.
       expect(existsSync(`/dev/mapper/${name}`)).toBe(false);
       expect(semaphoreCount()).toBe(semBefore);
-      const { stdout } = await execFileP('dmsetup', ['udevcookies']);
-      expect(stdout.trim().split('\n').slice(1).filter(Boolean)).toEqual([]);
+      await expectNoCookies();
       await dm.deleteDevice(p.poolName, 2);
     });
   });
+
+  (udevOn ? test : test.skip)(`a udev rule that sleeps past the bound on the device's events${udevOn ? '' : ' [skipped: needs a running udevd]'}`, async () => {
+    await withPool(async (p) => {
+      await dm.createDevice(p.poolName, 3);
+      const name = p.name('slow');
+      const semBefore = semaphoreCount();
+      // PROGRAM runs while the rules are read, before 95-dm-notify.rules' RUN completes the
+      // cookie: every event of this device keeps libdevmapper waiting for SLEEP_S.
+      await mkdir(RULES_DIR, { recursive: true });
+      await writeFile(SLOW_RULE, `ENV{DM_NAME}=="${name}", PROGRAM="/bin/sleep ${SLEEP_S}"\n`);
+      let report: ChildReport;
+      try {
+        await execFileP('udevadm', ['control', '--reload']);
+        report = await runChild({ pool: p.poolName, name, deviceId: 3, sizeBytes: 64 << 20, udevTimeoutMs: BOUND_MS });
+      } finally {
+        await rm(SLOW_RULE, { force: true });
+        await execFileP('udevadm', ['control', '--reload']);
+      }
+      await execFileP('udevadm', ['settle', '-t', '60']);
+      process.stdout.write(`udev rule sleeping ${SLEEP_S} s: activate ${Math.round(report.activateMs)} ms, remove ${Math.round(report.removeMs)} ms, bound ${BOUND_MS} ms\n`);
+      expectBoundedAndClean(report, name);
+      // The late rules ran for a device already gone, and their udevcomplete found its cookie
+      // freed: no node, no semaphore, no cookie left.
+      expect(existsSync(`/dev/mapper/${name}`)).toBe(false);
+      expect(semaphoreCount()).toBe(semBefore);
+      await expectNoCookies();
+      await dm.deleteDevice(p.poolName, 3);
+    });
+  });
 });
+
+/** `dmsetup udevcookies` lists none (its first line is the header). */
+async function expectNoCookies(): Promise<void> {
+  const { stdout } = await execFileP('dmsetup', ['udevcookies']);
+  expect(stdout.trim().split('\n').slice(1).filter(Boolean)).toEqual([]);
+}
