@@ -137,7 +137,9 @@ struct LoopEntry {
 bool ReadLoop(int number, LoopEntry* out) {
   Fd fd(OpenLoopNode(number, O_RDONLY));
   if (fd.fd < 0) return false;
+  // Zeroed although the kernel fills it: valgrind has no model of this ioctl's output.
   struct loop_info64 li;
+  memset(&li, 0, sizeof li);
   if (ioctl(fd.fd, LOOP_GET_STATUS64, &li) < 0) return false;
   struct stat st;
   if (fstat(fd.fd, &st) < 0) return false;
