@@ -6,8 +6,12 @@
 #   DEVMAPPER_LAYER_CHAIN=50          layers in the driver's chain
 #   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
 #   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
+#   DEVMAPPER_SOAK_LIFECYCLES=10000   container lifecycles in one process (soak-lifecycles)
+#   DEVMAPPER_POWER_CUT_MARKS=200     flush marks replayed from the dm-log-writes log (power-cut)
+#   DEVMAPPER_FAULT_ROUNDS=10         rounds of each injected disk fault (faulty-disks)
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
+#   scripts/test-soak.sh [JEST PATH PATTERN...]   only those files (scripts/test-reliability.sh)
 # Lint, unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
 # Prints how long each run took, and ends with the same summary line as `npm test`.
 set -euo pipefail
@@ -18,7 +22,12 @@ sizes=(
   --env "DEVMAPPER_LAYER_CHAIN=${DEVMAPPER_LAYER_CHAIN:-50}"
   --env "DEVMAPPER_CONCURRENCY=${DEVMAPPER_CONCURRENCY:-64}"
   --env "DEVMAPPER_CONCURRENCY_ROUNDS=${DEVMAPPER_CONCURRENCY_ROUNDS:-10}"
+  --env "DEVMAPPER_SOAK_LIFECYCLES=${DEVMAPPER_SOAK_LIFECYCLES:-10000}"
+  --env "DEVMAPPER_POWER_CUT_MARKS=${DEVMAPPER_POWER_CUT_MARKS:-200}"
+  --env "DEVMAPPER_FAULT_ROUNDS=${DEVMAPPER_FAULT_ROUNDS:-10}"
 )
+# Jest path patterns: every integration file when none is given.
+files=("$@")
 # The guest is killed after this long (scripts/integration.sh's default, 50 minutes, is
 # meant for the quick sizes).
 timeout=${DEVMAPPER_SOAK_TIMEOUT:-14400}
@@ -27,7 +36,7 @@ started=$SECONDS
 echo "== setup (scripts/bootstrap.sh)"
 bash scripts/bootstrap.sh
 
-results=.cache/soak-results
+results=${DEVMAPPER_TIER_RESULTS:-.cache/soak-results}
 rm -rf "$results"
 mkdir -p "$results"
 timings=("$(printf '%5ds  %s' $((SECONDS - started)) "setup (scripts/bootstrap.sh)")")
@@ -36,7 +45,7 @@ echo "soak sizes: ${sizes[*]//--env /}"
 run_integration() {
   # CI=true: jest's plain reporter, since the output goes to a log (and the guest's console is a tty).
   bash scripts/integration.sh --udev "$1" --timeout "$timeout" --env CI=true "${sizes[@]}" \
-    --report "$results/integration-udev-$1.json"
+    --report "$results/integration-udev-$1.json" -- "${files[@]}"
 }
 
 failed=0
