@@ -2,9 +2,9 @@
  * containerd.services.snapshots.v1.Snapshots over a unix socket, for containerd's
  * `proxy_plugins` (type "snapshot"): each RPC is one Snapshotter call.
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { DevmapperError, invalidArgument } from '../errors';
@@ -141,6 +141,9 @@ function handlers(sn: Snapshotter): grpc.UntypedServiceImplementation {
   };
 }
 
+/** The longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
+const SUN_PATH_MAX = 107;
+
 /** Removes a socket file nobody listens on; refuses one a live server answers on. */
 async function clearStaleSocket(path: string): Promise<void> {
   const st = await lstat(path).catch(() => null);
@@ -165,19 +168,31 @@ export async function startServer(sn: Snapshotter, opts: ServeOptions): Promise<
   const mode = opts.mode ?? 0o600;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw invalidArgument('mode', 'a file mode (0 to 0o777)', mode);
   await clearStaleSocket(socket);
+  // Bound in a directory of mode 0700 beside it, given its mode, then renamed into place: the
+  // socket never sits at its path with the mode bind(2) gives it (0777 less the umask), when
+  // any local user could connect and drive the snapshotter.
+  const dir = await mkdtemp(join(dirname(socket), '.sock-'));
+  const bound = join(dir, 's');
+  if (Buffer.byteLength(bound) > SUN_PATH_MAX) {
+    await rmdir(dir);
+    throw invalidArgument('socket', `a path of at most ${SUN_PATH_MAX - (Buffer.byteLength(bound) - Buffer.byteLength(socket))} bytes`, socket);
+  }
   const server = new grpc.Server();
   server.addService(loadService(), handlers(sn));
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(new DevmapperError(`cannot listen on ${socket}: ${err.message}`, { code: 'EADDRINUSE', device: socket, cause: err })) : resolve(),
-    ),
-  );
   try {
-    await chmod(socket, mode);
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix:${bound}`, grpc.ServerCredentials.createInsecure(), (err) =>
+        err ? reject(new DevmapperError(`cannot listen on ${socket}: ${err.message}`, { code: 'EADDRINUSE', device: socket, cause: err })) : resolve(),
+      ),
+    );
+    await chmod(bound, mode);
+    await rename(bound, socket);
   } catch (err) {
     server.forceShutdown();
+    await rm(dir, { recursive: true, force: true });
     throw err;
   }
+  await rmdir(dir);
   let closing: Promise<void> | null = null;
   return {
     socket,
