@@ -158,8 +158,9 @@ export function checkComplete(r: GuestResult): string[] {
     const n = c.rounds * c.batch;
     const whole = (s: NonNullable<typeof p>['streams'][number]) =>
       s.lifecycle.n === n && Number.isFinite(s.lifecycle.mean) && SNAP_STEPS.every((k) => s.steps[k]?.n === n);
-    // Four streams per setting (ours measured once, shown under both); a skipped section says why.
-    if (!p || (!p.skipped && !(p.streams.length === 4 * c.settings.length && p.streams.every(whole)))) missing.push('snapshotter');
+    // One stream per contender and setting (ours measured once, shown under both); a skipped section says why.
+    const contenders = c.containerdInProcess ? 4 : 3;
+    if (!p || (!p.skipped && !(p.streams.length === contenders * c.settings.length && p.streams.every(whole)))) missing.push('snapshotter');
   }
   if (sections.includes('cli')) {
     const c = r.udevSync ? r.config.cliUdev : r.config.cli;

@@ -15,6 +15,8 @@ export interface SnapshotterConfig {
   batch: number;
   warmup: number;
   settings: ('defaults' | 'equal')[];
+  /** Whether containerd's snapshotter in ctrdbench's own process is measured (the smoke run leaves it to the peers section, which runs the same program in process). */
+  containerdInProcess: boolean;
 }
 
 export interface BenchConfig {
@@ -99,8 +101,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     dsconcurrencyUdev: { parallel: 16, repetitions: 1 },
     peers: { rounds: 12, batch: 3, warmup: 1 },
     peersUdev: { rounds: 6, batch: 3, warmup: 1 },
-    snapshotter: { rounds: 12, batch: 3, warmup: 1, settings: ['defaults', 'equal'] },
-    snapshotterUdev: { rounds: 6, batch: 3, warmup: 1, settings: ['defaults', 'equal'] },
+    snapshotter: { rounds: 12, batch: 3, warmup: 1, settings: ['defaults', 'equal'], containerdInProcess: true },
+    snapshotterUdev: { rounds: 6, batch: 3, warmup: 1, settings: ['defaults', 'equal'], containerdInProcess: true },
     cli: { runs: 10, warmup: 1 },
     cliUdev: { runs: 8, warmup: 1 },
     warmup: 2,
@@ -122,8 +124,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     dsconcurrencyUdev: { parallel: 4, repetitions: 1 },
     peers: { rounds: 1, batch: 2, warmup: 0 },
     peersUdev: { rounds: 1, batch: 2, warmup: 0 },
-    snapshotter: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'] },
-    snapshotterUdev: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'] },
+    snapshotter: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'], containerdInProcess: false },
+    snapshotterUdev: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'], containerdInProcess: false },
     cli: { runs: 1, warmup: 0 },
     cliUdev: { runs: 1, warmup: 0 },
     warmup: 1,

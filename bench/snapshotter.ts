@@ -182,6 +182,8 @@ export interface SnapPlan {
   warmup: number;
   /** containerd's settings to measure (ours are the same measurement under both). */
   settings: readonly PeerSetting[];
+  /** Whether containerd's snapshotter in ctrdbench's process is a contender (the served one always is). */
+  containerdInProcess: boolean;
   progress?: (line: string) => void;
 }
 
@@ -295,23 +297,24 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
       const flags = containerdFlags(setting);
       // 3. containerd's snapshotter in ctrdbench's process: a fresh root (and pool) per process.
       let run = 0;
-      streams.push({
-        contender: 'containerd',
-        setting,
-        options: flags,
-        async run(count, into) {
-          const root = join(dir, `ctrd-${setting}-${++run}`);
-          try {
-            const r = await runProcess([CTRDBENCH(plan.peersDir), '-n', String(count), '--root', root, ...flags], env);
-            addCtrdbenchBatch(r.stdout, count, into, r.wallMs, 'ctrdbench');
-          } finally {
-            await rm(root, { recursive: true, force: true });
-          }
-        },
-        async close() {
-          return undefined;
-        },
-      });
+      if (plan.containerdInProcess)
+        streams.push({
+          contender: 'containerd',
+          setting,
+          options: flags,
+          async run(count, into) {
+            const root = join(dir, `ctrd-${setting}-${++run}`);
+            try {
+              const r = await runProcess([CTRDBENCH(plan.peersDir), '-n', String(count), '--root', root, ...flags], env);
+              addCtrdbenchBatch(r.stdout, count, into, r.wallMs, 'ctrdbench');
+            } finally {
+              await rm(root, { recursive: true, force: true });
+            }
+          },
+          async close() {
+            return undefined;
+          },
+        });
       // 4. The same snapshotter served by devmapper-proxy, one pool for the whole run.
       const socket = join(dir, `proxy-${setting}.sock`);
       const argv = [DEVMAPPER_PROXY(plan.peersDir), '--root', join(dir, `proxy-${setting}`), '--socket', socket, ...flags];
