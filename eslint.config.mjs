@@ -69,7 +69,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^\\.\\./(dist|lib)/(?!(dm|sys|deviceset|driver|layers|log|internal)$)', message: 'bench/ imports the package root, its public folders, or dist/internal only.' }] },
+        { patterns: [{ regex: '^\\.\\./(dist|lib)/(?!(dm|sys|deviceset|driver|layers|log|snapshotter|internal)$)', message: 'bench/ imports the package root, its public folders, or dist/internal only.' }] },
       ],
     },
   },

@@ -10,12 +10,13 @@
  * Defaults: full runs udev off and on and writes to bench/results/; smoke runs udev off and
  * writes to bench/results/smoke/ (git-ignored). Exit status 0 when every run produced results.
  * --peers DIR: where dockerdm and ctrdbench are (default ../shared/peers beside the repository;
- * when absent, the peers section and the dockerdm row of the cli section say so and are skipped).
+ * when absent, the peers and snapshotter sections and the dockerdm row of the cli section say so
+ * and are skipped).
  * --cli-ref GITREF: the cli section also times lib/cli as it is at GITREF (a before/after of the
  * command line in the same kernel boot; see buildCliRef).
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
  * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle, dsscale,
- * dsconcurrency, peers, cli) and names its files after them (lifecycle.json, lifecycle.md) so that they
+ * dsconcurrency, peers, snapshotter, cli) and names its files after them (lifecycle.json, lifecycle.md) so that they
  * sit beside a full run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,7 +26,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONFIGS, type BenchMode, parseSections } from './config';
 import { type CombinedResult, renderMarkdown, writeReport } from './report';
-import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, PEER_STEPS, SECTIONS } from './types';
+import { CONTENDERS, type GuestResult, LATER_SECTIONS, LIFECYCLE_CONTENDERS, LIFECYCLE_STEPS, OPS, PEER_STEPS, SECTIONS, SNAP_STEPS } from './types';
 
 const ROOT = resolve(__dirname, '..');
 const RAW_SOURCE = join(ROOT, 'bench', 'raw', 'dm_raw_bench.c');
@@ -150,6 +151,16 @@ export function checkComplete(r: GuestResult): string[] {
       s.lifecycle.n === n && Number.isFinite(s.lifecycle.mean) && PEER_STEPS.every((k) => s.steps[k]?.n === n);
     // A skipped section (no ../shared/peers) is complete: it says why.
     if (!p || (!p.skipped && !(p.streams.length === 8 && p.streams.every(whole)))) missing.push('peers');
+  }
+  if (sections.includes('snapshotter')) {
+    const p = r.snapshotter;
+    const c = r.udevSync ? r.config.snapshotterUdev : r.config.snapshotter;
+    const n = c.rounds * c.batch;
+    const whole = (s: NonNullable<typeof p>['streams'][number]) =>
+      s.lifecycle.n === n && Number.isFinite(s.lifecycle.mean) && SNAP_STEPS.every((k) => s.steps[k]?.n === n);
+    // One stream per contender and setting (ours measured once, shown under both); a skipped section says why.
+    const contenders = c.containerdInProcess ? 4 : 3;
+    if (!p || (!p.skipped && !(p.streams.length === contenders * c.settings.length && p.streams.every(whole)))) missing.push('snapshotter');
   }
   if (sections.includes('cli')) {
     const c = r.udevSync ? r.config.cliUdev : r.config.cli;

@@ -10,6 +10,15 @@ export interface SingleConfig {
   dmsetupEvery: number;
 }
 
+export interface SnapshotterConfig {
+  rounds: number;
+  batch: number;
+  warmup: number;
+  settings: ('defaults' | 'equal')[];
+  /** Whether containerd's snapshotter in ctrdbench's own process is measured (the smoke run leaves it to the peers section, which runs the same program in process). */
+  containerdInProcess: boolean;
+}
+
 export interface BenchConfig {
   mode: BenchMode;
   /**
@@ -54,6 +63,14 @@ export interface BenchConfig {
    */
   peers: { rounds: number; batch: number; warmup: number };
   peersUdev: { rounds: number; batch: number; warmup: number };
+  /**
+   * The Snapshotter's path against containerd's snapshotter, in process and over gRPC: as
+   * peers (a ctrdbench process runs one batch of at most 3); `settings` the containerd
+   * settings measured (the smoke run leaves out the equal ones: two more pools and processes
+   * that only add a flag).
+   */
+  snapshotter: SnapshotterConfig;
+  snapshotterUdev: SnapshotterConfig;
   /** The command line's spawn-to-exit: `runs` runs of each command, interleaved. */
   cli: { runs: number; warmup: number };
   cliUdev: { runs: number; warmup: number };
@@ -84,6 +101,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     dsconcurrencyUdev: { parallel: 16, repetitions: 1 },
     peers: { rounds: 12, batch: 3, warmup: 1 },
     peersUdev: { rounds: 6, batch: 3, warmup: 1 },
+    snapshotter: { rounds: 12, batch: 3, warmup: 1, settings: ['defaults', 'equal'], containerdInProcess: true },
+    snapshotterUdev: { rounds: 6, batch: 3, warmup: 1, settings: ['defaults', 'equal'], containerdInProcess: true },
     cli: { runs: 10, warmup: 1 },
     cliUdev: { runs: 8, warmup: 1 },
     warmup: 2,
@@ -105,6 +124,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     dsconcurrencyUdev: { parallel: 4, repetitions: 1 },
     peers: { rounds: 1, batch: 2, warmup: 0 },
     peersUdev: { rounds: 1, batch: 2, warmup: 0 },
+    snapshotter: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'], containerdInProcess: false },
+    snapshotterUdev: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'], containerdInProcess: false },
     cli: { runs: 1, warmup: 0 },
     cliUdev: { runs: 1, warmup: 0 },
     warmup: 1,

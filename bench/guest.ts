@@ -28,6 +28,7 @@ import { measureCliCost } from './cli-cost';
 import { measureMemory } from './memory';
 import { defaultPeersDir, measurePeers } from './peers';
 import { createBenchPool } from './pool';
+import { measureSnapshotters } from './snapshotter';
 import { RawClient } from './raw-client';
 import { measureScale } from './scale';
 import { IdAllocator, measureSingleOps } from './single-ops';
@@ -237,6 +238,13 @@ async function main(): Promise<void> {
       if (peers.skipped) log('peers', `SKIPPED: ${peers.skipped} (looked for the peers in ${peersDir}; the rest of the benchmark runs)`);
     }
 
+    let snapshotter: GuestResult['snapshotter'] = null;
+    if (has('snapshotter')) {
+      const c = udevSync ? config.snapshotterUdev : config.snapshotter;
+      snapshotter = await measureSnapshotters({ udevSync, peersDir, ...c, progress: (l) => log('snapshotter', l) });
+      if (snapshotter.skipped) log('snapshotter', `SKIPPED: ${snapshotter.skipped} (looked for the peers in ${peersDir}; the rest of the benchmark runs)`);
+    }
+
     let cli: GuestResult['cli'] = null;
     if (has('cli')) {
       const c = udevSync ? config.cliUdev : config.cli;
@@ -267,6 +275,7 @@ async function main(): Promise<void> {
       dsscale,
       dsconcurrency,
       peers,
+      snapshotter,
       cli,
       reference,
     };

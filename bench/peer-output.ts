@@ -1,4 +1,5 @@
 /** The peers' output (dockerdm bench, ctrdbench), parsed, and the samples behind its statistics. */
+import { SNAP_STEPS, type SnapStep } from './types';
 
 /** `NAME mean_ms=.. p50_ms=.. p99_ms=..` and `NAME ms=..` lines of dockerdm's and ctrdbench's output. */
 export function parseBenchOutput(text: string): { n: number; values: Record<string, number>; rows: Record<string, { mean: number; p50: number; p99: number }> } {
@@ -30,4 +31,32 @@ export function samplesOf(n: number, s: { mean: number; p50: number; p99: number
   if (n === 2) return [ns(s.p50), ns(s.p99)];
   if (n === 3) return [ns(Math.min(s.p50, Math.max(0, 3 * s.mean - s.p50 - s.p99))), ns(s.p50), ns(s.p99)];
   throw new Error(`a peer's batch gives back its samples only for n <= 3, not ${n}`);
+}
+
+/** One ctrdbench batch of `count` lifecycles: its samples (ns) per step and lifecycle, its Init and base snapshot (ms). */
+export interface CtrdbenchBatch {
+  steps: Record<SnapStep, number[]>;
+  lifecycle: number[];
+  initMs?: number;
+  baseMs?: number;
+}
+
+/**
+ * ctrdbench's output for a batch of `count`: every line it must print (bench n=, prepare,
+ * mount, write, unmount, remove, lifecycle), or an error naming `what` with the output.
+ */
+export function parseCtrdbenchBatch(text: string, count: number, what: string): CtrdbenchBatch {
+  const p = parseBenchOutput(text);
+  if (p.n !== count) throw new Error(`${what}: expected "bench n=${count}" in its output:\n${text}`);
+  const samples = (name: string) => {
+    const row = p.rows[name];
+    if (!row) throw new Error(`${what}: no "${name}" line in its output:\n${text}`);
+    return samplesOf(count, row);
+  };
+  return {
+    steps: Object.fromEntries(SNAP_STEPS.map((s) => [s, samples(s)])) as Record<SnapStep, number[]>,
+    lifecycle: samples('lifecycle'),
+    ...(p.values.init === undefined ? {} : { initMs: p.values.init }),
+    ...(p.values.base === undefined ? {} : { baseMs: p.values.base }),
+  };
 }

@@ -90,7 +90,8 @@ interface Stream {
   close(): Promise<unknown>;
 }
 
-function runProcess(argv: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; wallMs: number }> {
+/** Runs argv to its end: its stdout and its spawn-to-exit time; a failure carries its last stderr lines. */
+export function runProcess(argv: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; wallMs: number }> {
   return new Promise((resolvePromise, reject) => {
     const t0 = process.hrtime.bigint();
     execFile(argv[0] as string, argv.slice(1), { env, maxBuffer: 16 * 2 ** 20, encoding: 'utf8' }, (err, stdout, stderr) => {

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatBytes, formatNs, formatRatio, ratio, type Stats } from './stats';
 import { cliChart, cliSection, peersChart, peersSection } from './report-peers';
+import { snapshotterChart, snapshotterSection } from './report-snapshotter';
 import { barChartSvg } from './svg';
 import {
   type ContenderName,
@@ -644,6 +645,7 @@ export function renderMarkdown(c: CombinedResult): string {
     if (r.dsscale) out.push(...dsScaleSection(r, r.dsscale));
     if (r.dsconcurrency) out.push(...dsConcurrencySection(r, r.dsconcurrency));
     if (r.peers) out.push(...peersSection(r, r.peers));
+    if (r.snapshotter) out.push(...snapshotterSection(r, r.snapshotter));
     if (r.cli) out.push(...cliSection(r.cli));
     if (r.scale.length) out.push('', `### Scale: idle thin devices in the pool (${r.config.scale.samples} per operation)`, '', scaleTable(r));
     if (r.concurrency.length) out.push('', '### Concurrency (dm level)', '', concurrencyTable(r));
@@ -687,7 +689,11 @@ export function renderCharts(c: CombinedResult): { file: string; svg: string }[]
           yLabel: 'time',
         }),
       });
-    for (const x of [r.peers ? peersChart(r, r.peers, c.date) : null, r.cli ? cliChart(r, r.cli, c.date) : null])
+    for (const x of [
+      r.peers ? peersChart(r, r.peers, c.date) : null,
+      r.snapshotter ? snapshotterChart(r, r.snapshotter, c.date) : null,
+      r.cli ? cliChart(r, r.cli, c.date) : null,
+    ])
       if (x) charts.push({ file: x.file, svg: barChartSvg(x.chart) });
     if (!r.single.length) continue;
     charts.push({

@@ -191,11 +191,11 @@ export interface DsConcurrencyResult {
 }
 
 /** The parts of a run (`--only` picks some). */
-export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'cli'] as const;
+export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'snapshotter', 'cli'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 /** Sections added after results recorded their sections: results without `sections` did not run them. */
-export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'cli'];
+export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'snapshotter', 'cli'];
 
 export interface GuestResult {
   schema: 1;
@@ -222,6 +222,8 @@ export interface GuestResult {
   dsconcurrency?: DsConcurrencyResult | null;
   /** The peers (Docker's driver, containerd's snapshotter) against the Driver (absent before they existed). */
   peers?: PeersResult | null;
+  /** The Snapshotter's path against containerd's devmapper snapshotter (absent before it existed). */
+  snapshotter?: SnapBenchResult | null;
   /** The command line's spawn-to-exit cost (absent before it existed). */
   cli?: CliCostResult | null;
   /** null when the run left the reference section out (--only). */
@@ -307,4 +309,47 @@ export interface CliCostResult {
   /** Commands left out and why (dockerdm without ../shared/peers). */
   skipped: string[];
   commands: CliCommandResult[];
+}
+
+/** The steps of the snapshotter section: containerd's lifecycle of a snapshot, as ctrdbench times it. */
+export const SNAP_STEPS = ['prepare', 'mount', 'write', 'unmount', 'remove'] as const;
+export type SnapStep = (typeof SNAP_STEPS)[number];
+
+/**
+ * snapshotter: this library's Snapshotter, in this process (prepare, mount(2), write, umount2,
+ * remove); snapshotterGrpc: the same served by `devmapper snapshotter serve` and driven by
+ * `ctrdbench --socket`; containerd: `ctrdbench`, containerd v1.7.13's devmapper snapshotter in
+ * ctrdbench's process; containerdGrpc: that snapshotter served by `devmapper-proxy`, driven
+ * by `ctrdbench --socket` (the gRPC client of both served contenders is the same program).
+ */
+export const SNAP_CONTENDERS = ['snapshotter', 'snapshotterGrpc', 'containerd', 'containerdGrpc'] as const;
+export type SnapContenderName = (typeof SNAP_CONTENDERS)[number];
+
+export interface SnapStream {
+  contender: SnapContenderName;
+  setting: PeerSetting;
+  /** Our dm.* options, or ctrdbench's / devmapper-proxy's flags. */
+  options: string[];
+  /** The equal settings are this contender's defaults: the same measurement, shown under both. */
+  sameAs?: PeerSetting;
+  lifecycle: OpStats;
+  steps: Record<SnapStep, OpStats>;
+  /**
+   * ctrdbench's processes (one per batch): their Init (pool and snapshotter, or the gRPC
+   * dial), their base snapshot and each process's spawn to exit, ms; for the in-process
+   * Snapshotter its open and its base snapshot, once.
+   */
+  processes?: { initMs: number[]; baseMs: number[]; wallMs: number[] };
+  /** A served contender: its server's start until the socket accepts, ms (once, untimed). */
+  serverStartMs?: number;
+}
+
+export interface SnapBenchResult {
+  /** Why the section did not run (the peers' directory or a binary missing); then no streams. */
+  skipped?: string;
+  peersDir: string;
+  batch: number;
+  rounds: number;
+  setup: string;
+  streams: SnapStream[];
 }
