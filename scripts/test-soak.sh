@@ -6,6 +6,8 @@
 #   DEVMAPPER_LAYER_CHAIN=50          layers in the driver's chain
 #   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
 #   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
+#   DEVMAPPER_FAULT_ROUNDS=5          each faulty disk under the pool, a fresh pool each round (and every fault)
+#   DEVMAPPER_FULL_POOL_MATRIX=1      full pools with writers: ext4 and xfs, each no-space policy
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 # Lint, unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
@@ -18,6 +20,8 @@ sizes=(
   --env "DEVMAPPER_LAYER_CHAIN=${DEVMAPPER_LAYER_CHAIN:-50}"
   --env "DEVMAPPER_CONCURRENCY=${DEVMAPPER_CONCURRENCY:-64}"
   --env "DEVMAPPER_CONCURRENCY_ROUNDS=${DEVMAPPER_CONCURRENCY_ROUNDS:-10}"
+  --env "DEVMAPPER_FAULT_ROUNDS=${DEVMAPPER_FAULT_ROUNDS:-5}"
+  --env "DEVMAPPER_FULL_POOL_MATRIX=${DEVMAPPER_FULL_POOL_MATRIX:-1}"
 )
 # The guest is killed after this long (scripts/integration.sh's default, 50 minutes, is
 # meant for the quick sizes).

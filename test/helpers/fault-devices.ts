@@ -136,17 +136,11 @@ export async function thinCheckDevice(device: string, extra: string[] = []): Pro
   return { ok: r.ok, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
-/** The thin device ids in a metadata device (pool torn down), from thin_dump. */
-export async function thinIdsOnDisk(device: string): Promise<number[]> {
+/** What a metadata device (pool torn down) holds, from one thin_dump: its thin ids and committed transaction id. */
+export async function thinDumpSummary(device: string): Promise<{ ids: number[]; transactionId: number }> {
   const r = await run('thin_dump', [device]);
-  if (!r.ok) throw new Error(`thin_dump ${device}: ${r.stderr.trim()}`);
-  return [...r.stdout.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
-}
-
-/** The pool's committed transaction id in a metadata device (pool torn down), from thin_dump. */
-export async function thinTransactionOnDisk(device: string): Promise<number> {
-  const r = await run('thin_dump', [device]);
-  const m = /<superblock [^>]*transaction="(\d+)"/.exec(r.stdout);
-  if (!r.ok || !m) throw new Error(`thin_dump ${device}: ${r.stderr.trim() || 'no superblock line'}`);
-  return Number(m[1]);
+  const tx = /<superblock [^>]*transaction="(\d+)"/.exec(r.stdout);
+  if (!r.ok || !tx) throw new Error(`thin_dump ${device}: ${r.stderr.trim() || 'no superblock line'}`);
+  const ids = [...r.stdout.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  return { ids, transactionId: Number(tx[1]) };
 }
