@@ -37,16 +37,24 @@ interface Outcome {
   error?: unknown;
 }
 
-/** Runs one operation, noting how long it took and how it failed; never throws. */
+/** Runs one operation, noting how long it took and how it failed; never throws. A call past the budget counts as failed (and hung). */
 async function timed(log: Outcome[], op: string, fn: () => Promise<unknown>): Promise<boolean> {
   const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await fn();
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${op} still running after ${OP_BUDGET_MS} ms`)), OP_BUDGET_MS);
+      }),
+    ]);
     log.push({ op, ms: Date.now() - started });
     return true;
   } catch (error) {
     log.push({ op, ms: Date.now() - started, error });
     return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -85,6 +93,8 @@ interface FaultyPool {
   data: FaultyDisk;
   metadata: FaultyDisk;
   mnt: string;
+  /** Where the device written before the fault stays mounted while it is injected. */
+  mntPre: string;
 }
 
 async function withFaultyPool(fn: (p: FaultyPool) => Promise<void>): Promise<void> {
@@ -103,8 +113,7 @@ async function withFaultyPool(fn: (p: FaultyPool) => Promise<void>): Promise<voi
     const metadata = await FaultyDisk.create(`${prefix}-fmeta`, metaFile);
     try {
       const options = testOptions([`dm.datadev=${data.path}`, `dm.metadatadev=${metadata.path}`, 'dm.min_free_space=0%', 'dm.basesize=32M']);
-      const mnt = join(dir, 'mnt');
-      await fn({ root, options, data, metadata, mnt });
+      await fn({ root, options, data, metadata, mnt: join(dir, 'mnt'), mntPre: join(dir, 'mnt-pre') });
     } finally {
       await metadata.remove();
     }
@@ -139,12 +148,12 @@ async function faultRound(p: FaultyPool, side: Side, fault: Fault, round: number
   let modeDuring = '';
   let events: string[] = [];
   try {
-    // A device with a written file from before the fault, for reads and deletes under it.
+    // A device with a file written before the fault, left mounted: a snapshot of it under the
+    // fault freezes its file system for the suspend.
     const pre = `pre${round}`;
     await ds.addDevice(pre, '');
-    await mountAt(ds, pre, p.mnt);
-    await writeFileSynced(join(p.mnt, 'before'));
-    await ds.unmountDevice(pre, p.mnt);
+    await mountAt(ds, pre, p.mntPre);
+    await writeFileSynced(join(p.mntPre, 'before'));
     const watch = collectPoolEvents(ds);
     // The watch reports the pool's state on its start (low-water: the pool is below Docker's mark).
     await new Promise((r) => setTimeout(r, 300));
@@ -152,16 +161,20 @@ async function faultRound(p: FaultyPool, side: Side, fault: Fault, round: number
 
     await disk.inject(fault);
     const a = `a${round}`;
-    const b = `b${round}`;
-    await timed(log, 'status', () => ds.status());
+    // Create first: nothing has read the status with a flush (which commits) under the fault,
+    // so the first commit to meet it is the one after create_thin's message.
     const made = await timed(log, 'create', () => ds.addDevice(a, ''));
+    await timed(log, 'status', () => ds.status());
     if (made) {
-      await timed(log, 'snapshot', () => ds.addDevice(b, a));
+      await timed(log, 'snapshot', () => ds.addDevice(`b${round}`, a));
       if (await timed(log, 'mount', () => mountAt(ds, a, p.mnt))) {
         await timed(log, 'write (the test, on the mount)', () => writeFileSynced(join(p.mnt, 'during')));
         await timed(log, 'unmount', () => ds.unmountDevice(a, p.mnt));
       }
     }
+    await timed(log, 'snapshot of a mounted device', () => ds.addDevice(`live${round}`, pre));
+    await timed(log, 'write (the test, on the mount before the fault)', () => writeFileSynced(join(p.mntPre, 'during')));
+    await timed(log, 'unmount (mounted before)', () => ds.unmountDevice(pre, p.mntPre));
     if (await timed(log, 'mount (written before)', () => mountAt(ds, pre, p.mnt))) {
       await timed(log, 'read (the test, on the mount)', () => readFile(join(p.mnt, 'before')));
       await timed(log, 'unmount (written before)', () => ds.unmountDevice(pre, p.mnt));
@@ -243,21 +256,27 @@ async function faultRound(p: FaultyPool, side: Side, fault: Fault, round: number
   if (summary.after === 'needs_check') {
     // The kernel set needs_check: the pool comes back read-only until thin_check clears the
     // flag. The library says so and refuses changes; it does not clear the flag itself.
+    // An unfinished transaction cannot be rolled back on it (the kernel refuses messages):
+    // the open still works, the device is not listed, and its file stays with the transaction.
     try {
       expect(modeOf(st)).toBe('ro');
       expect(st.warnings.some((w) => /needs_check/.test(w))).toBe(true);
+      if (uncommitted !== null) expect(await ds.list()).not.toContain(uncommitted);
       await expect(ds.addDevice(`refused${round}`, '')).rejects.toMatchObject({ code: 'ERR_POOL_NOT_WRITABLE' });
     } finally {
       await ds.shutdown();
     }
+    const kept = await metadataView(p.root);
+    if (uncommitted !== null) expect({ tx: kept.tx.hash, file: kept.ids.has(uncommitted) }).toEqual({ tx: uncommitted, file: true });
     const cleared = await thinCheckDevice(p.metadata.path, ['--clear-needs-check-flag']);
     expect(cleared).toMatchObject({ ok: true });
     ds = await DeviceSet.open(p.root, { doInit: true, options: p.options });
     st = await ds.status();
   }
-  // Reopened on the healed disk: writable, and changes work.
+  // Reopened on the healed disk: writable, the unfinished device rolled back, changes work.
   try {
     expect(modeOf(st)).toBe('rw');
+    if (uncommitted !== null) expect(await ds.list()).not.toContain(uncommitted);
     await ds.addDevice(`after${round}`, '');
     for (const h of await ds.list()) await ds.deleteDevice(h);
   } finally {

@@ -193,8 +193,10 @@ describeKernel(`Full pools with file-system writers (udev ${kernelEnv().udev})`,
         const mnt = join(root, '..', 'fill');
         await mkdir(mnt);
         await ds.mountDevice('fill', mnt);
-        // Each new 64 KiB block is a mapping in the metadata: 600 MiB is more than 256 KiB holds.
-        const writer = startWriter(join(mnt, 'big'), 600);
+        // Each new 64 KiB block is a mapping in the metadata. 192 KiB is 48 metadata blocks: even
+        // full leaves (254 mappings of 4 KiB nodes) in all of them would hold 760 MiB of data,
+        // and the base, the space maps and the btrees' inner nodes take their share first.
+        const writer = startWriter(join(mnt, 'big'), 760);
         const result = await writer.done;
         expect(result.ok).toBe(false);
         expect(result.stderr).toMatch(/Input\/output error|No space left on device|Read-only file system/);
@@ -210,7 +212,7 @@ describeKernel(`Full pools with file-system writers (udev ${kernelEnv().udev})`,
           `full-pool-writers ${JSON.stringify({ fs: 'ext4', metadataFull: true, writerMs: result.ms, longestDMs: writer.longestD(), needsCheck: st.pool.state === 'ok' && st.pool.needsCheck, stderr: result.stderr.trim().split('\n')[0] })}\n`,
         );
       },
-      { options: typedTestOptions({ loopDataSize: '1G', loopMetadataSize: '256K', minFreeSpace: 0, blkDiscard: false }) },
+      { options: typedTestOptions({ loopDataSize: '1G', loopMetadataSize: '192K', minFreeSpace: 0, blkDiscard: false }) },
     );
   });
 });
