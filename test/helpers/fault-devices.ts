@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { dm, sys } from '../../lib';
+import { native } from '../../lib/native';
 import { runTask } from '../../lib/dm/task';
 import type { TargetLine } from '../../lib/dm';
 
@@ -27,6 +28,12 @@ export type Fault =
   | { kind: 'error' };
 
 export const DUST_BLOCK_BYTES = 64 * 1024;
+
+/** udev makes the node and skips the disk rules (blkid on every table swap costs seconds with udev on). */
+function privateUdevFlags(): number {
+  const f = native().udevFlags;
+  return f.DISABLE_DISK_RULES | f.DISABLE_OTHER_RULES;
+}
 
 export function faultName(f: Fault): string {
   switch (f.kind) {
@@ -61,7 +68,7 @@ export class FaultyDisk {
     try {
       const sectors = await dm.deviceSizeSectors(loop.path);
       const disk = new FaultyDisk(name, loop, sectors);
-      await runTask({ type: 'create', name, targets: [disk.linear()], addNode: 'create', operation: 'create fault device' });
+      await runTask({ type: 'create', name, targets: [disk.linear()], addNode: 'create', udevFlags: privateUdevFlags(), operation: 'create fault device' });
       return disk;
     } catch (err) {
       await loop.detach();
@@ -112,7 +119,7 @@ export class FaultyDisk {
 
   private async load(t: TargetLine): Promise<void> {
     await runTask({ type: 'reload', name: this.name, targets: [t], operation: `load ${t.type}` });
-    await dm.resumeDevice(this.name);
+    await runTask({ type: 'resume', name: this.name, udevFlags: privateUdevFlags(), operation: `resume ${t.type}` });
   }
 
   async remove(): Promise<void> {
