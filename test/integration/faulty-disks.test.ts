@@ -155,8 +155,9 @@ async function faultRound(p: FaultyPool, side: Side, fault: Fault, round: number
     await mountAt(ds, pre, p.mntPre);
     await writeFileSynced(join(p.mntPre, 'before'));
     const watch = collectPoolEvents(ds);
-    // The watch reports the pool's state on its start (low-water: the pool is below Docker's mark).
-    await new Promise((r) => setTimeout(r, 300));
+    // The watch reports the pool's state on its start: the test pool is below Docker's
+    // low-water mark (32768 blocks), so that event comes first; the fault's come after it.
+    await watch.waitFor('low-water', EVENT_BOUND_MS);
     const eventsBefore = watch.seen.length;
 
     await disk.inject(fault);
