@@ -7,8 +7,9 @@
 #   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
 #   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
 #   DEVMAPPER_SOAK_LIFECYCLES=10000   container lifecycles in one process (soak-lifecycles)
-#   DEVMAPPER_POWER_CUT_MARKS=200     flush marks replayed from the dm-log-writes log (power-cut)
-#   DEVMAPPER_FAULT_ROUNDS=10         rounds of each injected disk fault (faulty-disks)
+#   DEVMAPPER_POWER_CUT_MARKS=200     flush points replayed from the dm-log-writes log (power-cut)
+#   DEVMAPPER_FAULT_ROUNDS=5          each faulty disk under the pool, a fresh pool each round (and every fault)
+#   DEVMAPPER_FULL_POOL_MATRIX=1      full pools with writers: ext4 and xfs, each no-space policy
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 #   scripts/test-soak.sh [JEST PATH PATTERN...]   only those files (scripts/test-reliability.sh)
@@ -24,7 +25,8 @@ sizes=(
   --env "DEVMAPPER_CONCURRENCY_ROUNDS=${DEVMAPPER_CONCURRENCY_ROUNDS:-10}"
   --env "DEVMAPPER_SOAK_LIFECYCLES=${DEVMAPPER_SOAK_LIFECYCLES:-10000}"
   --env "DEVMAPPER_POWER_CUT_MARKS=${DEVMAPPER_POWER_CUT_MARKS:-200}"
-  --env "DEVMAPPER_FAULT_ROUNDS=${DEVMAPPER_FAULT_ROUNDS:-10}"
+  --env "DEVMAPPER_FAULT_ROUNDS=${DEVMAPPER_FAULT_ROUNDS:-5}"
+  --env "DEVMAPPER_FULL_POOL_MATRIX=${DEVMAPPER_FULL_POOL_MATRIX:-1}"
 )
 # Jest path patterns: every integration file when none is given.
 files=("$@")

@@ -96,6 +96,7 @@ export async function createRegisteredDevice(
   parent: { hash: string; meta: DeviceMetadata } | null,
 ): Promise<DeviceMetadata> {
   const origin = parent ? nameOf(s, parent.hash) : null;
+  await s.tx.finishPendingRollback((id) => s.ids.release(id));
   for (;;) {
     const deviceId = s.ids.allocate();
     const meta: DeviceMetadata = { deviceId, size: sizeBytes, transactionId: s.tx.poolTransactionId + 1, initialized: false, deleted: false };
@@ -161,6 +162,7 @@ export async function createRegisteredDevice(
  * Call with the pool lock held.
  */
 export async function deleteRegisteredDevice(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<void> {
+  await s.tx.finishPendingRollback((id) => s.ids.release(id));
   const out = await dm.runSteps([
     ...s.tx.beginSteps(hash, meta.deviceId),
     // missingOk: the pool no longer has it (deleted behind our back): finish the bookkeeping.

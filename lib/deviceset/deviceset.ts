@@ -374,15 +374,19 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     };
     const ds = new DeviceSet(s);
     try {
-      const rolledBack: { hash: string; deviceId: number }[] = [];
+      const rolledBack: { hash: string; deviceId: number; deferred: boolean }[] = [];
       await tracedStep(
         () => ({ step: 'recovery', root, poolName: pool.name, detail: { rolledBack } }),
-        () =>
-          s.tx.recover(savedTransaction, (hash, deviceId) => {
-            rolledBack.push({ hash, deviceId });
-            s.devices.delete(hash);
-            s.ids.release(deviceId);
-          }),
+        async () => {
+          const r = await s.tx.recover(savedTransaction, {
+            forget: (hash, deviceId) => {
+              s.devices.delete(hash);
+              s.ids.release(deviceId);
+            },
+            hide: (hash) => s.devices.delete(hash),
+          });
+          if (r) rolledBack.push(r);
+        },
       );
       if (openOptions.doInit ?? true) await setupBaseImage(s);
     } catch (err) {

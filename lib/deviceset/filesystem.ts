@@ -26,10 +26,25 @@ function formatUuid(b: Buffer): string {
 
 /** Reads the superblock: ext4 (magic 0xEF53 at 1080) or xfs ('XFSB' at 0). */
 export async function probeFilesystem(device: string): Promise<ProbedFilesystem> {
-  const fh = await open(device, 'r');
+  // A device whose disk fails gives EIO here: typed, naming the device, like every other failure.
+  const typed = (err: unknown) => {
+    const e = err as NodeJS.ErrnoException;
+    return new DevmapperError(`reading the file system's superblock on ${device}: ${e.message}`, {
+      code: typeof e.code === 'string' ? e.code : ErrorCodes.DM_FAILED,
+      errno: typeof e.errno === 'number' ? Math.abs(e.errno) : undefined,
+      operation: 'probe file system',
+      device,
+      cause: err,
+    });
+  };
+  const fh = await open(device, 'r').catch((err: unknown) => {
+    throw typed(err);
+  });
   try {
     const buf = Buffer.alloc(2048);
-    await fh.read(buf, 0, buf.length, 0);
+    await fh.read(buf, 0, buf.length, 0).catch((err: unknown) => {
+      throw typed(err);
+    });
     if (buf.toString('latin1', 0, 4) === 'XFSB') return { type: 'xfs', uuid: formatUuid(buf.subarray(32, 48)) };
     if (buf.readUInt16LE(1024 + 56) === 0xef53) {
       const incompat = buf.readUInt32LE(1024 + 96);

@@ -3,7 +3,9 @@
  * is created or deleted, the intent (open transaction id = pool's + 1, hash, device id) is
  * saved; set_transaction_id commits it. At open, a pool transaction id behind the saved open
  * one means a crash in between: the device of that transaction is deleted from the pool and
- * its metadata removed, so the pool and the metadata agree again.
+ * its metadata removed, so the pool and the metadata agree again. A pool that is read-only at
+ * open (needs_check after a failed commit, typically) refuses the delete: the rollback then
+ * waits, with the transaction file kept, until a change finds the pool writable.
  */
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
@@ -13,6 +15,16 @@ import type { MetadataStore, TransactionMetadata } from './metadata-store';
 export interface RollbackResult {
   hash: string;
   deviceId: number;
+  /** The pool was read-only: the rollback waits for the first change made on a writable pool. */
+  deferred: boolean;
+}
+
+/** What recover() does with the unfinished transaction's device in memory. */
+export interface RecoverCallbacks {
+  /** Rolled back: forget the record and free its id. */
+  forget(hash: string, deviceId: number): void;
+  /** Rollback deferred: forget the record, keep its id taken (the pool may still hold it). */
+  hide(hash: string): void;
 }
 
 export class TransactionLog {
@@ -20,6 +32,8 @@ export class TransactionLog {
   poolTransactionId = 0;
   /** The open transaction's id (pool's + 1 while one is open, equal otherwise). */
   openTransactionId = 0;
+  /** An unfinished transaction found at open that the read-only pool would not let us roll back. */
+  private pending: TransactionMetadata | null = null;
 
   constructor(
     private readonly store: MetadataStore,
@@ -39,10 +53,12 @@ export class TransactionLog {
   /**
    * Reads the pool's side and rolls back an unfinished transaction. `saved` is the
    * transaction file as read at open (before anything was set up, so that a corrupt one
-   * refuses the open with nothing made); `forget(hash, id)` removes the in-memory record of
-   * the rolled-back device and frees its id.
+   * refuses the open with nothing made). On a read-only pool the rollback is deferred (see
+   * {@link finishPendingRollback}): the device is hidden, its file and the transaction file
+   * stay, so that nothing on disk names an id the pool lacks without the transaction that
+   * says so.
    */
-  async recover(saved: TransactionMetadata | null, forget: (hash: string, deviceId: number) => void): Promise<RollbackResult | null> {
+  async recover(saved: TransactionMetadata | null, cb: RecoverCallbacks): Promise<RollbackResult | null> {
     this.poolTransactionId = await this.readPoolTransactionId();
     this.openTransactionId = saved?.openTransactionId ?? this.poolTransactionId;
     if (!saved || saved.openTransactionId === this.poolTransactionId) {
@@ -55,6 +71,34 @@ export class TransactionLog {
         { code: ErrorCodes.TRANSACTION_MISMATCH, device: this.poolName },
       );
     // A transaction was opened and never committed.
+    this.openTransactionId = this.poolTransactionId;
+    const status = await dm.getPoolStatus(this.poolName, { noFlush: true });
+    if (status.state === 'ok' && status.mode === 'ro') {
+      // The kernel refuses pool messages in read-only mode: opening must still work (status,
+      // reads, mounts), and every change is refused until the pool is writable again.
+      this.pending = saved;
+      cb.hide(saved.deviceHash);
+      return { hash: saved.deviceHash, deviceId: saved.deviceId, deferred: true };
+    }
+    await this.rollBack(saved);
+    cb.forget(saved.deviceHash, saved.deviceId);
+    return { hash: saved.deviceHash, deviceId: saved.deviceId, deferred: false };
+  }
+
+  /**
+   * Finishes a rollback deferred at open; a no-op when none is. Call with the pool lock held,
+   * before any new transaction: a new intent would overwrite the transaction file that names
+   * the unfinished one. `release` frees the device id once the pool no longer has it.
+   */
+  async finishPendingRollback(release: (deviceId: number) => void): Promise<void> {
+    const saved = this.pending;
+    if (!saved) return;
+    await this.rollBack(saved);
+    this.pending = null;
+    release(saved.deviceId);
+  }
+
+  private async rollBack(saved: TransactionMetadata): Promise<void> {
     try {
       await dm.deleteDevice(this.poolName, saved.deviceId);
     } catch (err) {
@@ -62,10 +106,7 @@ export class TransactionLog {
       if (!(err instanceof DevmapperError && err.code === 'ENODATA')) throw err;
     }
     await this.store.removeDevice(saved.deviceHash);
-    forget(saved.deviceHash, saved.deviceId);
-    this.openTransactionId = this.poolTransactionId;
     await this.store.writeTransaction({ openTransactionId: this.poolTransactionId, deviceHash: '', deviceId: 0 });
-    return { hash: saved.deviceHash, deviceId: saved.deviceId };
   }
 
   /**

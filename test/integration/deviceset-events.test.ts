@@ -8,9 +8,10 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dm, type DeviceSet, type PoolEvent, type PoolEventType } from '../../lib';
+import { dm, type PoolEvent, type PoolEventType } from '../../lib';
 import { kernelEnv, describeKernel } from '../helpers/kernel-env';
 import { testOptions, typedTestOptions, withDeviceSet } from '../helpers/deviceset';
+import { collectPoolEvents } from '../helpers/pool-events';
 
 const MiB = 1024 * 1024;
 /** Upper bound between the write that causes a change and its event (the sandbox is slow). */
@@ -22,45 +23,6 @@ function threadCount(): number {
 
 function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
-}
-
-/** Consumes ds.events() in the background; waitFor() gives the first event of a type, within a bound. */
-function consume(ds: DeviceSet) {
-  const seen: PoolEvent[] = [];
-  const waiter: { wake: (() => void) | null } = { wake: null };
-  const it = ds.events();
-  const done = (async () => {
-    for await (const e of it) {
-      seen.push(e);
-      waiter.wake?.();
-    }
-  })();
-  return {
-    seen,
-    types: () => seen.map((e) => e.type),
-    async waitFor(type: PoolEventType, ms: number): Promise<PoolEvent> {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const e = seen.find((x) => x.type === type);
-        if (e) return e;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no ${type} event within ${ms} ms (saw: ${seen.map((x) => x.type).join(', ') || 'none'})`);
-        // The timer only bounds the test's wait; the event wakes it as soon as it comes.
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, left);
-          waiter.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        waiter.wake = null;
-      }
-    },
-    async stop(): Promise<void> {
-      await it.return?.();
-      await done;
-    },
-  };
 }
 
 async function freeBlocks(pool: string): Promise<number> {
@@ -85,7 +47,7 @@ describeKernel(`DeviceSet pool events (udev ${kernelEnv().udev})`, () => {
         const thin = `${ds.devicePrefix}-events-fill`;
         await dm.createDevice(ds.poolName, thinId);
         await dm.activateDevice(ds.poolName, thin, thinId, 256 * MiB);
-        const events = consume(ds);
+        const events = collectPoolEvents(ds);
         let fh: Awaited<ReturnType<typeof open>> | null = null;
         try {
           expect(ds.poolEventStats().watching).toBe(true);
@@ -166,7 +128,7 @@ describeKernel(`DeviceSet pool events (udev ${kernelEnv().udev})`, () => {
       const fds = fdCount();
       expect(ds.poolEventStats().watching).toBe(false);
 
-      const a = consume(ds);
+      const a = collectPoolEvents(ds);
       const heard: PoolEventType[] = [];
       const listener = (e: PoolEvent) => heard.push(e.type);
       ds.on('pool-event', listener);
@@ -194,7 +156,7 @@ describeKernel(`DeviceSet pool events (udev ${kernelEnv().udev})`, () => {
       expect(fdCount()).toBe(fds);
 
       // A new consumer starts a new watch; shutdown ends it and closes the watch.
-      const b = consume(ds);
+      const b = collectPoolEvents(ds);
       expect(ds.poolEventStats().watching).toBe(true);
       await b.waitFor('low-water', EVENT_BOUND_MS);
       await ds.shutdown();

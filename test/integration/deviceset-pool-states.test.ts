@@ -1,12 +1,14 @@
 /**
  * The pool refusing changes when it cannot take them (metadata exhausted, read-only or failed pools, driven here by
- * loading the pool read-only), and deferred deletion of a device someone holds open.
+ * loading the pool read-only), an unfinished transaction found on a read-only pool, and deferred deletion of a
+ * device someone holds open.
  */
-import { mkdir, open, readdir } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm } from '../../lib';
+import { DeviceSet } from '../../lib/deviceset';
 import { describeKernel } from '../helpers/kernel-env';
-import { testOptions, withDeviceSet } from '../helpers/deviceset';
+import { newRoot, readJson, runChild, testOptions, withDeviceSet } from '../helpers/deviceset';
 
 describeKernel('DeviceSet and pool states', () => {
   jest.setTimeout(300_000);
@@ -33,6 +35,54 @@ describeKernel('DeviceSet and pool states', () => {
       await ds.addDevice('accepted', '');
       await ds.deleteDevice('accepted');
     });
+  });
+
+  test('an unfinished transaction on a read-only pool: the open works and hides the device, the rollback waits for the first change on a writable pool', async () => {
+    const root = await newRoot();
+    const options = testOptions();
+    let ds = await DeviceSet.open(root, { options });
+    const pool = ds.poolName;
+    await ds.addDevice('image', '');
+    await ds.shutdown();
+    // A process killed between create_snap (and its files) and set_transaction_id: the pool
+    // it made stays active, with the snapshot in it and the transaction open in the files.
+    const child = await runChild({ root, options, ops: [{ op: 'add', hash: 'victim', base: 'image' }] }, { point: 'before-set-transaction-id' });
+    expect(child.signal).toBe('SIGKILL');
+    const tx = await readJson(join(root, 'metadata', 'transaction-metadata'));
+    expect(tx.device_hash).toBe('victim');
+    const table = dm.parseThinPoolTable((await dm.getTable(pool))[0].params);
+    // Read-only (as a pool flagged needs_check comes up): the kernel refuses the rollback's delete message.
+    await dm.reloadPool(pool, table.dataDevice, table.metadataDevice, { features: ['skip_block_zeroing', 'read_only'] });
+    try {
+      ds = await DeviceSet.open(root, { options });
+      try {
+        expect(await ds.list()).toEqual(['image']);
+        expect(await ds.hasDevice('victim')).toBe(false);
+        await expect(ds.addDevice('refused', 'image')).rejects.toMatchObject({ code: 'ERR_POOL_NOT_WRITABLE' });
+        // Nothing on disk forgets it: its file and the open transaction stay.
+        expect((await readdir(join(root, 'metadata'))).sort()).toEqual(['base', 'deviceset-metadata', 'image', 'transaction-metadata', 'victim']);
+        expect(await readJson(join(root, 'metadata', 'transaction-metadata'))).toEqual(tx);
+
+        // Writable again while open: the first change rolls the transaction back, then goes on.
+        await dm.reloadPool(pool, table.dataDevice, table.metadataDevice);
+        await ds.addDevice('after', 'image');
+        expect((await ds.list()).sort()).toEqual(['after', 'image']);
+        expect((await readdir(join(root, 'metadata'))).sort()).toEqual(['after', 'base', 'deviceset-metadata', 'image', 'transaction-metadata']);
+        const st = await dm.getPoolStatus(pool);
+        expect(await readJson(join(root, 'metadata', 'transaction-metadata'))).toMatchObject({ open_transaction_id: st.state === 'ok' && st.transactionId });
+        // The victim's id is gone from the pool (free to create), and 'after' did not take it over.
+        expect(ds.getDeviceMetadata('after')!.deviceId).not.toBe(tx.device_id);
+        await dm.createDevice(pool, tx.device_id as number);
+        await dm.deleteDevice(pool, tx.device_id as number);
+        for (const h of await ds.list()) await ds.deleteDevice(h);
+      } finally {
+        await ds.shutdown();
+      }
+    } finally {
+      // Whatever happened, leave the pool rw for the cleanup (a no-op once shut down).
+      if (await dm.getInfo(pool)) await dm.reloadPool(pool, table.dataDevice, table.metadataDevice);
+      await rm(join(root, '..'), { recursive: true, force: true });
+    }
   });
 
   test('deferred deletion: a held device is marked deleted, counted, and goes once released', async () => {
