@@ -14,6 +14,7 @@ files=(
   test/integration/udev-failures
   test/integration/deviceset-exhaustion
   test/integration/faulty-disks
+  test/integration/full-pool-writers
   test/integration/power-cut
   test/integration/deviceset-crash
   test/integration/snapshotter-crash
