@@ -48,12 +48,17 @@ function noise(n: number, seed: number): Buffer {
   return b;
 }
 
-/** The three layers of the test image; `variant` changes the top one (a second image sharing the bottom two). */
-export async function fixtureLayers(variant = 'a', bigBytes = 256 * 1024): Promise<Buffer[]> {
+/**
+ * The three layers of the test image; `variant` changes the top one (a second image sharing
+ * the bottom two), `salt` the bottom one (an image sharing nothing with the others).
+ */
+export async function fixtureLayers(variant = 'a', opts: { salt?: string; bigBytes?: number } = {}): Promise<Buffer[]> {
+  const bigBytes = opts.bigBytes ?? 256 * 1024;
   const e = (p: tar.Pack, h: Header, body: Buffer | string = '') => p.entry({ mtime, mode: 0o644, ...h }, body);
   const l0 = await tarBuffer((p) => {
     for (const d of ['bin/', 'etc/', 'var/', 'var/cache/', 'usr/', 'usr/share/', 'usr/share/doc/']) e(p, { name: d, type: 'directory', mode: 0o755 });
     e(p, { name: 'etc/hello', mode: 0o644 }, 'hello from layer 0\n');
+    if (opts.salt !== undefined) e(p, { name: 'etc/salt' }, opts.salt);
     e(p, { name: 'etc/old', mode: 0o600 }, 'whited out by layer 1\n');
     e(p, { name: 'var/cache/a' }, 'a');
     e(p, { name: 'var/cache/b' }, 'b');
