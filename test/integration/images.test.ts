@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ErrorCodes, images, layers, sys } from '../../lib';
 
 type TreeNode = layers.TreeNode;
+import { runCli } from '../../lib/cli/main';
 import { Snapshotter } from '../../lib/snapshotter';
 import { newRoot, testOptions } from '../helpers/deviceset';
 import { buildImage, EXPECTED_FILES, fixtureLayers, REMOVED_PATHS, tarBuffer } from '../helpers/image-fixtures';
@@ -24,6 +25,14 @@ import { withMount } from '../helpers/snapshotter';
 const DISKS = Number(process.env.DEVMAPPER_IMAGES_DISKS ?? 20);
 const BIG = Number(process.env.DEVMAPPER_IMAGES_LAYER_KIB ?? 256) * 1024;
 const CHILD = join(__dirname, '..', 'fixtures', 'images-child.js');
+
+/** Runs a devmapper command line in this process: exit status and output. */
+async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+  return { code, stdout, stderr };
+}
 
 async function names(sn: Snapshotter): Promise<string[]> {
   const out: string[] = [];
@@ -196,6 +205,25 @@ describeKernel('images', () => {
       await images.remove('k', { snapshotter: sn });
     } finally {
       await sn.close();
+    }
+
+    // The same through the command line (in this process: node's start-up is slow in the sandbox kernel).
+    try {
+      const tarPath = join(root, '..', 'src', 'cli.tar');
+      await buildImage(tarPath, { format: 'docker', layers: await fixtureLayers('c', { salt: 'cli', bigBytes: 4096 }), name: 'cli:1' });
+      const opts = ['--root', root, ...testOptions().flatMap((o) => ['--option', o])];
+      const imported = await cli([...opts, 'image', 'import', tarPath, '--json']);
+      expect(imported.code).toBe(0);
+      expect(JSON.parse(imported.stdout)).toMatchObject({ name: 'cli:1', format: 'docker', unpacked: 3, reused: 0 });
+      expect(JSON.parse((await cli([...opts, 'image', 'ls', '--json'])).stdout)).toEqual([expect.objectContaining({ name: 'cli:1', layers: 3 })]);
+      const disk = await cli([...opts, 'image', 'disk', 'cli:1', 'vm-1', '--size', '96M', '--json']);
+      expect(disk.code).toBe(0);
+      expect(JSON.parse(disk.stdout).device).toMatch(/^\/dev\/mapper\/.*-snap-\d+$/);
+      expect(await cli([...opts, 'image', 'rm', 'cli:1'])).toMatchObject({ code: 4, stderr: expect.stringContaining('ERR_SNAPSHOT_PRECONDITION') });
+      expect((await cli([...opts, 'image', 'rmdisk', 'vm-1'])).code).toBe(0);
+      expect((await cli([...opts, 'image', 'rm', 'cli:1'])).code).toBe(0);
+      expect(await cli([...opts, 'image', 'disk', 'cli:1', 'vm-2'])).toMatchObject({ code: 3, stderr: expect.stringContaining('ERR_IMAGE_NOT_FOUND') });
+    } finally {
       await rm(join(root, '..'), { recursive: true, force: true });
     }
   });

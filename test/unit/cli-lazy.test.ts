@@ -35,6 +35,10 @@ jest.mock('../../lib/snapshotter', () => {
   mockLoaded.push('snapshotter');
   return {};
 });
+jest.mock('../../lib/images', () => {
+  mockLoaded.push('images');
+  return {};
+});
 jest.mock('../../lib/sandbox', () => {
   mockLoaded.push('sandbox');
   return { detectHostKernel: () => ({ hasDeviceMapper: false, isRoot: false }) };
@@ -70,7 +74,7 @@ describe('devmapper loads only what a command uses', () => {
     expect(loadedAtImport).toEqual([]);
   });
 
-  test.each([[['--version']], [['--help']], [['pool', '--help']], [['create', '--help']], [['help', 'peek']], [['snapshotter', 'serve', '--help']]])('%j loads none of them', async (argv) => {
+  test.each([[['--version']], [['--help']], [['pool', '--help']], [['create', '--help']], [['help', 'peek']], [['snapshotter', 'serve', '--help']], [['image', 'import', '--help']], [['image', '--help']]])('%j loads none of them', async (argv) => {
     const r = await run(argv);
     expect(r.code).toBe(0);
     expect(r.stdout).not.toBe('');

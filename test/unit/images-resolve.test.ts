@@ -124,3 +124,11 @@ test('a wrong diff ID is ERR_IMAGE_DIGEST for that layer', async () => {
   await applyBlob({ sn: null as never, src }, img.layers[0]!, tree);
   await expect(applyBlob({ sn: null as never, src }, img.layers[1]!, tree)).rejects.toMatchObject({ code: ErrorCodes.IMAGE_DIGEST, device: `sha256:${'0'.repeat(64)}` });
 });
+
+test("the CLI's progress line", async () => {
+  const { progressLine } = await import('../../lib/cli/images');
+  const p = { layer: 1, layers: 3, chainId: 'sha256:x', bytes: 2 * 2 ** 20, totalBytes: 8 * 2 ** 20 };
+  expect(progressLine({ ...p, state: 'unpacking' }, 8)).toBe('layer 2/3 [##......] 2.0/8.0 MiB');
+  expect(progressLine({ ...p, state: 'reused' }, 4)).toBe('layer 2/3 [#...] reused');
+  expect(progressLine({ ...p, bytes: 0, totalBytes: 0, state: 'done' }, 4)).toBe('layer 2/3 [####] 0.0/0.0 MiB');
+});
