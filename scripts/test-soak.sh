@@ -6,6 +6,8 @@
 #   DEVMAPPER_LAYER_CHAIN=50          layers in the driver's chain
 #   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
 #   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
+#   DEVMAPPER_IMAGES_DISKS=200        root disks made from one imported image
+#   DEVMAPPER_IMAGES_LAYER_KIB=4096   size of the big files in the image tests' layers
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 # Lint, unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
@@ -18,6 +20,8 @@ sizes=(
   --env "DEVMAPPER_LAYER_CHAIN=${DEVMAPPER_LAYER_CHAIN:-50}"
   --env "DEVMAPPER_CONCURRENCY=${DEVMAPPER_CONCURRENCY:-64}"
   --env "DEVMAPPER_CONCURRENCY_ROUNDS=${DEVMAPPER_CONCURRENCY_ROUNDS:-10}"
+  --env "DEVMAPPER_IMAGES_DISKS=${DEVMAPPER_IMAGES_DISKS:-200}"
+  --env "DEVMAPPER_IMAGES_LAYER_KIB=${DEVMAPPER_IMAGES_LAYER_KIB:-4096}"
 )
 # The guest is killed after this long (scripts/integration.sh's default, 50 minutes, is
 # meant for the quick sizes).

@@ -17,7 +17,9 @@ import { unpackLayer } from './unpack';
 export interface ImportProgress {
   /** The layer's position, 0 = bottom. */
   layer: number;
+  /** How many layers the image has. */
   layers: number;
+  /** The chain ID the layer is committed under. */
   chainId: string;
   /** 'reused': committed already; 'unpacking': bytes are flowing; 'done': committed now. */
   state: 'reused' | 'unpacking' | 'done';
@@ -38,14 +40,17 @@ export interface ImportOptions {
   ref?: string;
   /** Aborts the import between or inside layers (ABORT_ERR); committed layers stay for the next run. */
   signal?: AbortSignal;
+  /** Called as each layer's bytes flow, and once per layer when it is committed or reused. */
   onProgress?: (p: ImportProgress) => void;
 }
 
 /** What images.import resolves to. */
 export interface ImportResult {
+  /** The record written for the image. */
   image: ImageRecord;
   /** How many layers were unpacked now, and how many were found committed already. */
   unpacked: number;
+  /** Layers whose chain ID was committed already. */
   reused: number;
 }
 

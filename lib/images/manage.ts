@@ -22,6 +22,7 @@ export async function get(name: string, opts: { snapshotter: Snapshotter }): Pro
 
 /** What images.remove did. */
 export interface RemoveResult {
+  /** The image removed. */
   name: string;
   /** The layer snapshots removed (chain IDs, top first); the ones other images use stay. */
   removedLayers: string[];

@@ -1,8 +1,11 @@
 /** Platforms ("linux/arm64/v8") and which manifest of an index fits one. */
 import { invalidArgument } from '../errors';
 
+/** An image's platform, as the OCI spec names its parts. */
 export interface Platform {
+  /** 'linux', ... */
   os: string;
+  /** Go's names: 'amd64', 'arm64', ... */
   architecture: string;
   /** '' when not given: then any variant fits. */
   variant: string;
@@ -25,6 +28,7 @@ export function parsePlatform(text: string | undefined): Platform {
   return { os: parts[0]!, architecture: parts[1]!, variant: parts[2] ?? '' };
 }
 
+/** A Platform as "os/arch[/variant]". */
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter((x) => x !== '').join('/');
 }

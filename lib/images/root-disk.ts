@@ -10,7 +10,9 @@ import { withRecords, type ImageRecord } from './records';
 /** The label a root disk's snapshot carries: the image's name. */
 export const DISK_LABEL = 'devmapper.io/image';
 
+/** What images.rootDisk takes besides the image and the key. */
 export interface RootDiskOptions {
+  /** The Snapshotter the image was imported into. */
   snapshotter: Snapshotter;
   /** The disk's size in bytes (a multiple of 512); bigger than the image's grows its file system. Default: the DeviceSet's base size. */
   size?: number;
@@ -28,6 +30,7 @@ export interface RootDisk {
   device: string;
   /** How to mount it, for a container (the file system's type, 'ro' for a read-only disk). */
   mounts: SnapshotMount[];
+  /** A view (its mounts carry 'ro'). */
   readOnly: boolean;
   /** The image it was made from. */
   image: string;
