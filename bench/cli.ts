@@ -15,7 +15,7 @@
  * command line in the same kernel boot; see buildCliRef).
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
  * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle, dsscale,
- * dsconcurrency, peers, cli) and names its files after them (lifecycle.json, lifecycle.md) so that they
+ * dsconcurrency, peers, cli, images) and names its files after them (lifecycle.json, lifecycle.md) so that they
  * sit beside a full run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -150,6 +150,11 @@ export function checkComplete(r: GuestResult): string[] {
       s.lifecycle.n === n && Number.isFinite(s.lifecycle.mean) && PEER_STEPS.every((k) => s.steps[k]?.n === n);
     // A skipped section (no ../shared/peers) is complete: it says why.
     if (!p || (!p.skipped && !(p.streams.length === 8 && p.streams.every(whole)))) missing.push('peers');
+  }
+  if (sections.includes('images')) {
+    const x = r.images;
+    const expect = x?.skipped ? ['library', 'served'] : ['library', 'served', 'containerd'];
+    if (!x || x.levels.length === 0 || !x.levels.every((l) => expect.every((c) => l.contenders[c as keyof typeof l.contenders]?.n))) missing.push('images');
   }
   if (sections.includes('cli')) {
     const c = r.udevSync ? r.config.cliUdev : r.config.cli;
