@@ -2,7 +2,8 @@
  * Images into thin snapshots on a real pool: docker save, an OCI layout directory and an OCI
  * layout tar (plain, gzip, zstd layers) unpack to the same tree; a second image reuses the
  * layers it shares (counted in snapshots); a damaged blob is refused with nothing left; an
- * import SIGKILLed midway finishes when run again, with the same tree; root disks mount and
+ * import SIGKILLed midway finishes when run again, with the same tree, and an aborted one
+ * keeps only the layers it committed; root disks mount and
  * show the image's files, grow to the size asked for, read-only ones refuse writes; 20 disks
  * from one image share the pool; image rm keeps what another image uses.
  *
@@ -111,6 +112,18 @@ describeKernel('images', () => {
       expect(await names(sn)).toEqual(before);
       await expect(images.get('damaged', { snapshotter: sn })).rejects.toMatchObject({ code: ErrorCodes.IMAGE_NOT_FOUND });
       expect(await readdir(join(root, 'images', 'extract')).catch(() => [])).toEqual([]);
+
+      // Aborted inside layer 1: layer 0 stays committed (the next import reuses it), nothing of layer 1, no record.
+      const abortPath = join(src, 'abort.tar');
+      await buildImage(abortPath, { format: 'oci-tar', compression: 'gzip', layers: await fixtureLayers('a', { salt: 'abort', bigBytes: BIG }) });
+      const ac = new AbortController();
+      await expect(
+        images.import(abortPath, { snapshotter: sn, name: 'aborted', signal: ac.signal, onProgress: (p) => p.layer === 1 && p.state === 'unpacking' && ac.abort() }),
+      ).rejects.toMatchObject({ code: ErrorCodes.ABORTED });
+      const left = (await names(sn)).filter((n) => !before.includes(n));
+      expect(left).toHaveLength(1);
+      await expect(images.get('aborted', { snapshotter: sn })).rejects.toMatchObject({ code: ErrorCodes.IMAGE_NOT_FOUND });
+      await sn.remove(left[0]!);
 
       // A root disk: writable, grown to the size asked for, the image's files in it.
       const disk = await images.rootDisk('img', 'vm-0', { snapshotter: sn, size: 128 * 2 ** 20 });
