@@ -7,6 +7,7 @@
 import { invalidArgument } from '../errors';
 import type { Snapshotter } from '../snapshotter';
 import { KeyedLock } from '../util';
+import { pruneReplaced } from './manage';
 import { formatPlatform, parsePlatform } from './platform';
 import { withRecords, type ImageRecord } from './records';
 import { resolveImage } from './resolve';
@@ -32,7 +33,11 @@ export interface ImportProgress {
 export interface ImportOptions {
   /** The Snapshotter the layers are committed into. */
   snapshotter: Snapshotter;
-  /** The record's name; default: the source's own (OCI ref annotation, docker RepoTag), else the config digest. */
+  /**
+   * The record's name; default: the source's own (OCI ref annotation, docker RepoTag), else
+   * the config digest. A name already taken moves to this image; the old image's layers that
+   * no other image names are removed then, unless root disks of it still hold them.
+   */
   name?: string;
   /** "os/arch[/variant]"; default linux and this machine's architecture (linux/amd64 on x86-64). */
   platform?: string;
@@ -113,6 +118,12 @@ export async function importImage(source: string, opts: ImportOptions): Promise<
     created: new Date(),
   };
   // Last: a record is there only when every layer it names is committed.
-  await withRecords(sn.root, (db) => db.put(image));
+  const replaced = await withRecords(sn.root, (db) => {
+    const old = db.get(name);
+    db.put(image);
+    return old;
+  });
+  // The name moved to another image: the old one's layers go unless something else holds them.
+  if (replaced) await pruneReplaced(sn, replaced);
   return { image, unpacked, reused };
 }

@@ -58,6 +58,15 @@ export async function remove(name: string, opts: { snapshotter: Snapshotter }): 
   return { name: rec.name, removedLayers: await pruneChain(sn, mine) };
 }
 
+/**
+ * After a name was given to another image: the old image's layers that no record names any
+ * more, top down, as far as no snapshot (a root disk of the old image) still needs them.
+ */
+export async function pruneReplaced(sn: Snapshotter, old: ImageRecord): Promise<string[]> {
+  const kept = new Set((await withRecords(sn.root, (db) => db.all())).flatMap((r) => r.chainIds));
+  return pruneChain(sn, old.chainIds.filter((c) => !kept.has(c)));
+}
+
 /** Removes the chain's committed layers top down, stopping at one that another image or snapshot still needs. */
 async function pruneChain(sn: Snapshotter, chain: string[]): Promise<string[]> {
   const removed: string[] = [];

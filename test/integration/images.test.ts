@@ -5,7 +5,8 @@
  * import SIGKILLed midway finishes when run again, with the same tree, and an aborted one
  * keeps only the layers it committed; root disks mount and
  * show the image's files, grow to the size asked for, read-only ones refuse writes; 20 disks
- * from one image share the pool; image rm keeps what another image uses.
+ * from one image share the pool; image rm keeps what another image uses; a name given to
+ * another image drops the old image's own layers.
  *
  * Quick by default; DEVMAPPER_IMAGES_DISKS sets the disk count (default 20) and
  * DEVMAPPER_IMAGES_LAYER_KIB the size of the big files in the layers (default 256).
@@ -170,6 +171,10 @@ describeKernel('images', () => {
       const removed = await images.remove('img', { snapshotter: sn });
       expect(removed.removedLayers).toEqual([img.chainIds[2]]);
       expect(await names(sn)).toEqual([...other.image.chainIds].sort());
+      // The name 'other' moved to the first image: its old top layer, named by no record now, goes.
+      const moved = await images.import(join(src, 'oci-tar-zstd.tar'), { snapshotter: sn, name: 'other' });
+      expect([moved.unpacked, moved.reused]).toEqual([1, 2]);
+      expect(await names(sn)).toEqual([...img.chainIds].sort());
       await images.remove('other', { snapshotter: sn });
       expect(await names(sn)).toEqual([]);
     } finally {
