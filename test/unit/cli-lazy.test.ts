@@ -87,6 +87,10 @@ describe('devmapper loads only what a command uses', () => {
     expect(r.stderr).toMatch(/^devmapper: .*\(ERR_INVALID_ARGUMENT\)\n$/);
     const size = await run(['create', 'x', '--size', 'lots']);
     expect(size.code).toBe(2);
+    for (const argv of [['image', 'disk', 'img', 'vm', '--size', '12Q'], ['image', 'disk', 'img', 'vm', '--size', '1000'], ['image', 'import', 'x.tar', '--platform', 'amd64']]) {
+      const r2 = await run(argv);
+      expect([argv, r2.code, r2.stderr]).toEqual([argv, 2, expect.stringMatching(/--size|--platform/)]);
+    }
     expect(mockLoaded).toEqual([]);
   });
 
