@@ -117,8 +117,11 @@ export async function applyBlob(ctx: UnpackContext, layer: LayerBlob, dir: strin
     raw.destroy();
     await feeding;
     if (signal?.aborted) throw abortError('image import', layer.file, signal);
+    const file = `${src.path}/${layer.file}`;
     if (feedError !== null && !(feedError instanceof DevmapperError))
-      throw imageFormat(`${src.path}/${layer.file}`, `the layer could not be read as ${compression === 'none' ? 'a tar' : compression}: ${(feedError as Error).message}`, feedError);
+      throw imageFormat(file, `the layer could not be read as ${compression === 'none' ? 'a tar' : compression}: ${(feedError as Error).message}`, feedError);
+    // applyLayer's "not a tar": for an image, a layer blob that is damaged or not a layer.
+    if (err instanceof DevmapperError && err.code === ErrorCodes.INVALID_ARGUMENT) throw imageFormat(file, `the layer is not a readable tar: ${err.message}`, err);
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);

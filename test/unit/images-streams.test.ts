@@ -84,6 +84,11 @@ test('a cut gzip layer is ERR_IMAGE_FORMAT and an abort inside a layer is ABORT_
   await writeFile(blob, bytes.subarray(0, Math.floor(bytes.length / 2)));
   await expect(applyBlob({ sn: null as never, src }, { ...img.layers[0]!, size: Math.floor(bytes.length / 2) }, tree)).rejects.toMatchObject({ code: ErrorCodes.IMAGE_FORMAT });
   expect(await readdir(tree)).toEqual(['keep']);
+
+  // A plain layer whose bytes are not a tar at all.
+  await writeFile(blob, Buffer.alloc(4096, 0x41));
+  await expect(applyBlob({ sn: null as never, src }, { ...img.layers[0]!, size: 4096 }, tree)).rejects.toMatchObject({ code: ErrorCodes.IMAGE_FORMAT });
+  expect(await readdir(tree)).toEqual(['keep']);
 });
 
 test('image records: put, get, list, replace, delete; they survive reopening', async () => {
