@@ -91,8 +91,13 @@ describeKernel('images', () => {
       // A second image sharing the two bottom layers: one new snapshot.
       const otherPath = join(src, 'other.tar');
       await buildImage(otherPath, { format: 'oci-tar', compression: 'gzip', layers: await fixtureLayers('b', { bigBytes: BIG }) });
-      const other = await images.import(otherPath, { snapshotter: sn, name: 'other' });
-      expect([other.unpacked, other.reused]).toEqual([1, 2]);
+      // Two imports of it at once: the layer they both need is unpacked once.
+      const [other, copy] = await Promise.all([
+        images.import(otherPath, { snapshotter: sn, name: 'other' }),
+        images.import(otherPath, { snapshotter: sn, name: 'other-copy' }),
+      ]);
+      expect([other.unpacked + copy.unpacked, other.reused + copy.reused]).toEqual([1, 5]);
+      expect((await images.remove('other-copy', { snapshotter: sn })).removedLayers).toEqual([]);
       expect(other.image.chainIds.slice(0, 2)).toEqual(img.chainIds.slice(0, 2));
       expect(sn.counts()).toEqual({ active: 0, view: 0, committed: 4 });
       // The same image again under another name: nothing unpacked.

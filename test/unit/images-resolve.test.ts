@@ -132,3 +132,19 @@ test("the CLI's progress line", async () => {
   expect(progressLine({ ...p, state: 'reused' }, 4)).toBe('layer 2/3 [#...] reused');
   expect(progressLine({ ...p, bytes: 0, totalBytes: 0, state: 'done' }, 4)).toBe('layer 2/3 [####] 0.0/0.0 MiB');
 });
+
+test('a source with both index.json and manifest.json (newer docker save) is read as the OCI layout', async () => {
+  const path = join(dir, 'both');
+  await buildImage(path, { format: 'oci-dir', compression: 'gzip' });
+  await writeFile(join(path, 'manifest.json'), JSON.stringify([{ Config: 'missing.json', RepoTags: ['x:y'], Layers: [] }]));
+  const img = await resolveImage(await openSource(path), { platform: amd64 });
+  expect(img.format).toBe('oci');
+  expect(img.layers).toHaveLength(3);
+});
+
+test('a docker save tar whose image is for another platform is ERR_IMAGE_PLATFORM', async () => {
+  const path = join(dir, 'docker.tar');
+  await buildImage(path, { format: 'docker' });
+  await expect(resolveImage(await openSource(path), { platform: parsePlatform('linux/arm64') })).rejects.toMatchObject({ code: ErrorCodes.IMAGE_PLATFORM, message: expect.stringContaining('linux/amd64') });
+  await expect(resolveImage(await openSource(path), { platform: amd64, ref: 'not/there:1' })).rejects.toMatchObject({ code: ErrorCodes.IMAGE_FORMAT });
+});
