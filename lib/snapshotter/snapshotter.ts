@@ -158,9 +158,8 @@ export class Snapshotter {
     checkKey('key', key);
     if (typeof parent !== 'string') throw invalidArgument('parent', "a committed snapshot's name, or ''", parent);
     const labels = checkLabels(opts.labels);
+    // Checked by addDevice (one place); a refused size undoes the intent as any failure there.
     const size = opts.size;
-    if (size !== undefined && (!Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0))
-      throw invalidArgument('size', 'a positive size in bytes, a multiple of 512', size);
     // Intent: the key is taken (and the parent pinned, it has a child now) before the device exists.
     const { id, parentHash } = this.store.transaction(() => {
       if (this.store.byName(key)) throw snapshotExists(key);

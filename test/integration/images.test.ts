@@ -148,6 +148,11 @@ describeKernel('images', () => {
         await expect(writeFile(join(dir, 'x'), 'no')).rejects.toMatchObject({ code: 'EROFS' });
       });
       await expect(images.rootDisk('img', 'vm-0', { snapshotter: sn })).rejects.toMatchObject({ code: ErrorCodes.SNAPSHOT_EXISTS });
+      // Smaller than the image's device, or not whole sectors: refused, nothing left of the disk.
+      for (const size of [2 ** 20, 128 * 2 ** 20 + 1]) {
+        await expect(images.rootDisk('img', 'vm-bad', { snapshotter: sn, size })).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT, argument: 'size' });
+        await expect(sn.stat('vm-bad')).rejects.toMatchObject({ code: ErrorCodes.SNAPSHOT_NOT_FOUND });
+      }
       await expect(images.rootDisk('nope', 'vm-x', { snapshotter: sn })).rejects.toMatchObject({ code: ErrorCodes.IMAGE_NOT_FOUND });
       // Removing an image with disks on it is refused; the record stays.
       await expect(images.remove('img-2', { snapshotter: sn })).resolves.toMatchObject({ removedLayers: [] });
