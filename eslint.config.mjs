@@ -15,7 +15,9 @@ const layers = {
   driver: ['util', 'log', 'sys', 'dm', 'layers', 'deviceset'],
   // containerd's model over the DeviceSet's public API only.
   snapshotter: ['util', 'log', 'deviceset'],
-  cli: ['util', 'log', 'sys', 'dm', 'layers', 'deviceset', 'driver', 'snapshotter', 'sandbox'],
+  // Images into snapshots: the Snapshotter's public API, layers' apply, sys' mount.
+  images: ['util', 'log', 'sys', 'layers', 'snapshotter'],
+  cli: ['util', 'log', 'sys', 'dm', 'layers', 'deviceset', 'driver', 'snapshotter', 'images', 'sandbox'],
   // The demo is an application of the public API: the package root only.
   demo: ['index'],
 };

@@ -16,7 +16,7 @@
  * command line in the same kernel boot; see buildCliRef).
  * --report-only renders the last runs' results (.cache/bench/MODE-udev-*.json) again.
  * --only runs those sections (single, reference, concurrency, memory, scale, lifecycle, dsscale,
- * dsconcurrency, peers, snapshotter, cli) and names its files after them (lifecycle.json, lifecycle.md) so that they
+ * dsconcurrency, peers, snapshotter, cli, images) and names its files after them (lifecycle.json, lifecycle.md) so that they
  * sit beside a full run's results.json and results.md without replacing them.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -161,6 +161,11 @@ export function checkComplete(r: GuestResult): string[] {
     // One stream per contender and setting (ours measured once, shown under both); a skipped section says why.
     const contenders = c.containerdInProcess ? 4 : 3;
     if (!p || (!p.skipped && !(p.streams.length === contenders * c.settings.length && p.streams.every(whole)))) missing.push('snapshotter');
+  }
+  if (sections.includes('images')) {
+    const x = r.images;
+    const expect = x?.skipped ? ['library', 'served'] : ['library', 'served', 'containerd'];
+    if (!x || x.levels.length === 0 || !x.levels.every((l) => expect.every((c) => l.contenders[c as keyof typeof l.contenders]?.n))) missing.push('images');
   }
   if (sections.includes('cli')) {
     const c = r.udevSync ? r.config.cliUdev : r.config.cli;

@@ -74,6 +74,9 @@ export interface BenchConfig {
   /** The command line's spawn-to-exit: `runs` runs of each command, interleaved. */
   cli: { runs: number; warmup: number };
   cliUdev: { runs: number; warmup: number };
+  /** Root disks from an imported image: calls started at once per level, calls per level and contender. */
+  images: { levels: number[]; samples: number };
+  imagesUdev: { levels: number[]; samples: number };
   /** Untimed samples per operation and contender before measuring (warms caches, JIT, page cache). */
   warmup: number;
   /**
@@ -105,6 +108,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     snapshotterUdev: { rounds: 6, batch: 3, warmup: 1, settings: ['defaults', 'equal'], containerdInProcess: true },
     cli: { runs: 10, warmup: 1 },
     cliUdev: { runs: 8, warmup: 1 },
+    images: { levels: [1, 16, 64], samples: 64 },
+    imagesUdev: { levels: [1, 16, 64], samples: 64 },
     warmup: 2,
     reference: { spawnSamples: 40, hopSamples: 400 },
   },
@@ -128,6 +133,8 @@ export const CONFIGS: Record<BenchMode, BenchConfig> = {
     snapshotterUdev: { rounds: 1, batch: 1, warmup: 0, settings: ['defaults'], containerdInProcess: false },
     cli: { runs: 1, warmup: 0 },
     cliUdev: { runs: 1, warmup: 0 },
+    images: { levels: [1, 4], samples: 4 },
+    imagesUdev: { levels: [1, 4], samples: 4 },
     warmup: 1,
     reference: { spawnSamples: 3, hopSamples: 20 },
   },

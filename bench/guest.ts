@@ -26,6 +26,7 @@ import { measureDeviceSetScale } from './deviceset-scale';
 import { measureLifecycle } from './lifecycle';
 import { measureCliCost } from './cli-cost';
 import { measureMemory } from './memory';
+import { measureImages } from './images';
 import { defaultPeersDir, measurePeers } from './peers';
 import { createBenchPool } from './pool';
 import { measureSnapshotters } from './snapshotter';
@@ -254,6 +255,14 @@ async function main(): Promise<void> {
       for (const s of cli.skipped) log('cli', `SKIPPED: ${s}`);
     }
 
+    let imagesResult: GuestResult['images'] = null;
+    if (has('images')) {
+      const c = udevSync ? config.imagesUdev : config.images;
+      log('images', `time to a ready root disk (prepare + activate), ${c.levels.join(', ')} at once, ${c.samples} calls per level and contender`);
+      imagesResult = await measureImages({ udevSync, peersDir, ...c, progress: (l) => log('images', l) });
+      if (imagesResult.skipped) log('images', `SKIPPED: ${imagesResult.skipped}`);
+    }
+
     const result: GuestResult = {
       schema: 1,
       sections,
@@ -277,6 +286,7 @@ async function main(): Promise<void> {
       peers,
       snapshotter,
       cli,
+      images: imagesResult,
       reference,
     };
     writeFileSync(values.out, `${JSON.stringify(result)}\n`);

@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatBytes, formatNs, formatRatio, ratio, type Stats } from './stats';
+import { imagesSection } from './report-images';
 import { cliChart, cliSection, peersChart, peersSection } from './report-peers';
 import { snapshotterChart, snapshotterSection } from './report-snapshotter';
 import { barChartSvg } from './svg';
@@ -647,6 +648,7 @@ export function renderMarkdown(c: CombinedResult): string {
     if (r.peers) out.push(...peersSection(r, r.peers));
     if (r.snapshotter) out.push(...snapshotterSection(r, r.snapshotter));
     if (r.cli) out.push(...cliSection(r.cli));
+    if (r.images) out.push(...imagesSection(r, r.images));
     if (r.scale.length) out.push('', `### Scale: idle thin devices in the pool (${r.config.scale.samples} per operation)`, '', scaleTable(r));
     if (r.concurrency.length) out.push('', '### Concurrency (dm level)', '', concurrencyTable(r));
     if (r.memory) out.push('', `### Memory (${r.memory.workload})`, '', memoryTable(r));

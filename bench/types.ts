@@ -191,11 +191,11 @@ export interface DsConcurrencyResult {
 }
 
 /** The parts of a run (`--only` picks some). */
-export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'snapshotter', 'cli'] as const;
+export const SECTIONS = ['single', 'reference', 'concurrency', 'memory', 'scale', 'lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'snapshotter', 'cli', 'images'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 /** Sections added after results recorded their sections: results without `sections` did not run them. */
-export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'snapshotter', 'cli'];
+export const LATER_SECTIONS: readonly SectionName[] = ['lifecycle', 'dsscale', 'dsconcurrency', 'peers', 'snapshotter', 'cli', 'images'];
 
 export interface GuestResult {
   schema: 1;
@@ -226,6 +226,8 @@ export interface GuestResult {
   snapshotter?: SnapBenchResult | null;
   /** The command line's spawn-to-exit cost (absent before it existed). */
   cli?: CliCostResult | null;
+  /** Time to a ready root disk from an imported image, against containerd's snapshotter (absent before it existed). */
+  images?: ImagesBenchResult | null;
   /** null when the run left the reference section out (--only). */
   reference: {
     /** Starting /bin/true: posix_spawn from the C program, and spawnSync from node. */
@@ -352,4 +354,25 @@ export interface SnapBenchResult {
   rounds: number;
   setup: string;
   streams: SnapStream[];
+}
+
+/**
+ * The images section's contenders: images.rootDisk in-process (library), the same Snapshotter
+ * over gRPC (served), containerd's devmapper snapshotter over gRPC (containerd).
+ */
+export const IMAGES_CONTENDERS = ['library', 'served', 'containerd'] as const;
+export type ImagesContender = (typeof IMAGES_CONTENDERS)[number];
+
+/** One concurrency level: each contender's per-call latency (ns) with that many calls at once. */
+export interface ImagesLevel {
+  concurrency: number;
+  contenders: Partial<Record<ImagesContender, Stats>>;
+}
+
+export interface ImagesBenchResult {
+  /** Why containerd's side did not run (devmapper-proxy missing); ours still did. */
+  skipped?: string;
+  peersDir: string;
+  setup: string;
+  levels: ImagesLevel[];
 }

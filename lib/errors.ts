@@ -106,6 +106,22 @@ export const ErrorCodes = {
    * committing a view or a committed snapshot, removing one that has children.
    */
   SNAPSHOT_PRECONDITION: 'ERR_SNAPSHOT_PRECONDITION',
+  /**
+   * An image source is not what it claims: not a docker-save tarball or an OCI image layout,
+   * JSON that does not parse or lacks a field, a blob the manifest names that is missing, a
+   * media type or compression this library does not read. `device` names the file.
+   */
+  IMAGE_FORMAT: 'ERR_IMAGE_FORMAT',
+  /**
+   * A blob's sha256 is not the digest its descriptor names (manifest, config, compressed
+   * layer), or an uncompressed layer's is not the config's diff ID. Nothing of that layer is
+   * committed. `device` names the blob.
+   */
+  IMAGE_DIGEST: 'ERR_IMAGE_DIGEST',
+  /** The image source has no manifest for the platform asked for (default linux/amd64). */
+  IMAGE_PLATFORM: 'ERR_IMAGE_PLATFORM',
+  /** No image record of that name (images.rootDisk, images.remove, `devmapper image rm`). */
+  IMAGE_NOT_FOUND: 'ERR_IMAGE_NOT_FOUND',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

@@ -21,6 +21,8 @@ export * as dm from './dm';
 export * as sys from './sys';
 /** Image layer tars on plain directory trees: apply (whiteouts, refusal with undo), changes between two trees, export. */
 export * as layers from './layers';
+/** Images into thin snapshots: import docker-save and OCI layouts (digests checked while streaming), root disks for microVMs and containers. */
+export * as images from './images';
 export * from './deviceset';
 export * from './driver';
 /** containerd's snapshot model (active, view, committed snapshots as thin devices) and its gRPC proxy service. */

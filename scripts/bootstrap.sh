@@ -39,8 +39,8 @@ esac
 # (sanitizer) build, whose g++ brings libasan and libubsan. Run time: dmsetup, mkfs for ext4
 # and xfs, thin_check. Lint: shellcheck. Kernel: kmod and udev; user-mode-linux only where
 # the host kernel has no device-mapper. The Snapshotter's containerd test: containerd, runc,
-# and busybox-static for the image it builds offline.
-packages=(libdevmapper-dev pkg-config g++ make python3 cmake dmsetup e2fsprogs xfsprogs thin-provisioning-tools shellcheck kmod udev containerd runc busybox-static)
+# and busybox-static for the image it builds offline. zstd compresses the image tests' zstd layers.
+packages=(libdevmapper-dev pkg-config g++ make python3 cmake dmsetup e2fsprogs xfsprogs thin-provisioning-tools shellcheck kmod udev containerd runc busybox-static zstd)
 if [ "$kernel" = sandbox ]; then
   packages+=(user-mode-linux)
 fi

@@ -10,6 +10,8 @@
 #   DEVMAPPER_POWER_CUT_MARKS=200     flush points replayed from the dm-log-writes log (power-cut)
 #   DEVMAPPER_FAULT_ROUNDS=5          each faulty disk under the pool, a fresh pool each round (and every fault)
 #   DEVMAPPER_FULL_POOL_MATRIX=1      full pools with writers: ext4 and xfs, each no-space policy
+#   DEVMAPPER_IMAGES_DISKS=200        root disks made from one imported image
+#   DEVMAPPER_IMAGES_LAYER_KIB=4096   size of the big files in the image tests' layers
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 #   scripts/test-soak.sh [JEST PATH PATTERN...]   only those files (scripts/test-reliability.sh)
@@ -27,6 +29,8 @@ sizes=(
   --env "DEVMAPPER_POWER_CUT_MARKS=${DEVMAPPER_POWER_CUT_MARKS:-200}"
   --env "DEVMAPPER_FAULT_ROUNDS=${DEVMAPPER_FAULT_ROUNDS:-5}"
   --env "DEVMAPPER_FULL_POOL_MATRIX=${DEVMAPPER_FULL_POOL_MATRIX:-1}"
+  --env "DEVMAPPER_IMAGES_DISKS=${DEVMAPPER_IMAGES_DISKS:-200}"
+  --env "DEVMAPPER_IMAGES_LAYER_KIB=${DEVMAPPER_IMAGES_LAYER_KIB:-4096}"
 )
 # Jest path patterns: every integration file when none is given.
 files=("$@")

@@ -81,6 +81,12 @@ const BY_PROJECT_CODE: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   [ErrorCodes.SNAPSHOT_EXISTS]: ExitCode.EXISTS,
   // Children hold it, or it is not active: the same class as a mounted layer.
   [ErrorCodes.SNAPSHOT_PRECONDITION]: ExitCode.BUSY,
+  // A source that cannot be imported as it is: the command line named the wrong thing.
+  [ErrorCodes.IMAGE_FORMAT]: ExitCode.USAGE,
+  [ErrorCodes.IMAGE_PLATFORM]: ExitCode.NOT_FOUND,
+  [ErrorCodes.IMAGE_NOT_FOUND]: ExitCode.NOT_FOUND,
+  // The bytes are not the ones the image names: damaged or tampered with, nothing to retry.
+  [ErrorCodes.IMAGE_DIGEST]: ExitCode.INCONSISTENT,
   [ErrorCodes.ABORTED]: ExitCode.TIMEOUT,
   [ErrorCodes.COMMAND_FAILED]: ExitCode.COMMAND_FAILED,
   // No command-line remedy: libdevmapper said nothing more, the kernel printed a status line

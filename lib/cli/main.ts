@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `devmapper`: the command-line tool. This file only registers the commands and runs one;
- * each command group lives in its own file (pool, layers, inspect, peek, snapshotter, sandbox).
+ * each command group lives in its own file (pool, layers, inspect, peek, snapshotter, images, sandbox).
  *
  * What a command costs from spawn to exit is mostly what it loads: the command files hold
  * their specs (names, help, argument checks) at the top level and load the library's layers
@@ -27,6 +27,7 @@ import { parseCommandLine } from './args';
 import type { CommandContext, CommandSpec, ParsedCommand } from './command';
 import { errorCode, ExitCode, exitCodeFor } from './exit-codes';
 import { commandHelp, groupHelp, mainHelp } from './help';
+import { imageCommands } from './images';
 import { inspectCommands } from './inspect';
 import { layerCommands } from './layers';
 import { layerTarCommands } from './layer-tar';
@@ -44,6 +45,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...inspectCommands,
   ...peekCommands,
   ...snapshotterCommands,
+  ...imageCommands,
   ...sandboxCommands,
 ];
 

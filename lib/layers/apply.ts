@@ -22,7 +22,9 @@ import { classifyName } from './whiteouts';
 export interface ApplyOptions {
   /**
    * Where the undo scratch directory goes: on the same file system as root, outside it.
-   * Default: root's parent directory.
+   * Default: root's parent directory. Root itself is allowed (where root is a mount point,
+   * nothing outside it is on its file system): the scratch directory is then a hidden
+   * `.apply-*` entry of root while the apply runs, which an opaque marker leaves alone.
    */
   scratchParent?: string;
 }
@@ -219,7 +221,7 @@ class Applier {
     const dir = await this.parentOf(dirParts, name);
     for (const child of await readdir(dir)) {
       const path = join(dir, child);
-      if (!this.written.has(path)) await this.journal.moveAway(path);
+      if (!this.written.has(path) && !this.journal.isScratch(path)) await this.journal.moveAway(path);
     }
   }
 

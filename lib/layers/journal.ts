@@ -42,6 +42,11 @@ export class ApplyJournal {
     this.steps.push({ op: 'moved', path, to });
   }
 
+  /** Whether path is the scratch directory (which may sit inside the tree: see ApplyOptions.scratchParent). */
+  isScratch(path: string): boolean {
+    return path === this.scratch;
+  }
+
   /** Saves the metadata of an existing directory before an entry replaces it. */
   async saveMeta(path: string): Promise<void> {
     this.steps.push({ op: 'meta', path, node: await readNode(path) });

@@ -67,6 +67,8 @@ export class Snapshotter {
     private readonly emptyParent: string,
     /** What open repaired after an earlier process died mid-operation. */
     readonly recovery: RecoveryReport,
+    /** The root it was opened at (its database is under root/snapshotter). */
+    readonly root: string,
   ) {}
 
   /**
@@ -88,7 +90,7 @@ export class Snapshotter {
       const fs = (await ds.status()).backingFilesystem;
       const recovery = await reconcile(ds, store);
       const emptyParent = await ensureEmptyParent(ds, store, root);
-      return new Snapshotter(ds, store, fs === 'xfs' ? 'xfs' : 'ext4', opts.deviceSet === undefined, emptyParent, recovery);
+      return new Snapshotter(ds, store, fs === 'xfs' ? 'xfs' : 'ext4', opts.deviceSet === undefined, emptyParent, recovery, root);
     } catch (err) {
       store?.close();
       if (!opts.deviceSet) await ds.shutdown().catch(() => undefined);
@@ -135,6 +137,8 @@ export class Snapshotter {
   /**
    * An active (writable) snapshot at key, of the committed snapshot `parent` ('' = an empty
    * file system: a snapshot of the DeviceSet's base device without lost+found). Its device is active when this resolves.
+   * `opts.size` makes the device (and its file system) bigger than the parent's, as the
+   * DeviceSet's addDevice does; it can never be smaller.
    *
    * @throws {@link DevmapperError} ERR_INVALID_ARGUMENT (key, labels; a parent that is not
    *   committed); ERR_SNAPSHOT_EXISTS; ERR_SNAPSHOT_NOT_FOUND for the parent; the DeviceSet's
@@ -154,6 +158,8 @@ export class Snapshotter {
     checkKey('key', key);
     if (typeof parent !== 'string') throw invalidArgument('parent', "a committed snapshot's name, or ''", parent);
     const labels = checkLabels(opts.labels);
+    // Checked by addDevice (one place); a refused size undoes the intent as any failure there.
+    const size = opts.size;
     // Intent: the key is taken (and the parent pinned, it has a child now) before the device exists.
     const { id, parentHash } = this.store.transaction(() => {
       if (this.store.byName(key)) throw snapshotExists(key);
@@ -179,7 +185,7 @@ export class Snapshotter {
     const hash = snapshotHash(id);
     crashPoint('prepare-after-intent');
     try {
-      await this.ds.addDevice(hash, parentHash);
+      await this.ds.addDevice(hash, parentHash, size === undefined ? {} : { size });
       crashPoint('prepare-after-device');
       await this.ds.activateDevice(hash);
       crashPoint('prepare-after-activate');

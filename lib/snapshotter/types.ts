@@ -48,6 +48,12 @@ export interface SnapshotUsage {
 export interface SnapshotOptions {
   /** Labels to give the snapshot (each key plus value at most 4096 bytes). */
   labels?: Record<string, string>;
+  /**
+   * prepare and view: the device's size in bytes (a multiple of 512, at least the parent's);
+   * a bigger one has its file system grown before it is handed out. Default: the parent's.
+   * commit ignores it.
+   */
+  size?: number;
 }
 
 /** The labels and name a caller passes to {@link Snapshotter.update}. */

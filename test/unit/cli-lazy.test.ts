@@ -35,6 +35,10 @@ jest.mock('../../lib/snapshotter', () => {
   mockLoaded.push('snapshotter');
   return {};
 });
+jest.mock('../../lib/images', () => {
+  mockLoaded.push('images');
+  return {};
+});
 jest.mock('../../lib/sandbox', () => {
   mockLoaded.push('sandbox');
   return { detectHostKernel: () => ({ hasDeviceMapper: false, isRoot: false }) };
@@ -70,7 +74,7 @@ describe('devmapper loads only what a command uses', () => {
     expect(loadedAtImport).toEqual([]);
   });
 
-  test.each([[['--version']], [['--help']], [['pool', '--help']], [['create', '--help']], [['help', 'peek']], [['snapshotter', 'serve', '--help']]])('%j loads none of them', async (argv) => {
+  test.each([[['--version']], [['--help']], [['pool', '--help']], [['create', '--help']], [['help', 'peek']], [['snapshotter', 'serve', '--help']], [['image', 'import', '--help']], [['image', '--help']]])('%j loads none of them', async (argv) => {
     const r = await run(argv);
     expect(r.code).toBe(0);
     expect(r.stdout).not.toBe('');
@@ -83,6 +87,10 @@ describe('devmapper loads only what a command uses', () => {
     expect(r.stderr).toMatch(/^devmapper: .*\(ERR_INVALID_ARGUMENT\)\n$/);
     const size = await run(['create', 'x', '--size', 'lots']);
     expect(size.code).toBe(2);
+    for (const argv of [['image', 'disk', 'img', 'vm', '--size', '12Q'], ['image', 'disk', 'img', 'vm', '--size', '1000'], ['image', 'import', 'x.tar', '--platform', 'amd64']]) {
+      const r2 = await run(argv);
+      expect([argv, r2.code, r2.stderr]).toEqual([argv, 2, expect.stringMatching(/--size|--platform/)]);
+    }
     expect(mockLoaded).toEqual([]);
   });
 
