@@ -6,6 +6,8 @@
 #   DEVMAPPER_LAYER_CHAIN=50          layers in the driver's chain
 #   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
 #   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
+#   DEVMAPPER_POWER_CUT_MARKS=200     flush points of the dm-log-writes replay checked, a seeded
+#                                     sample (DEVMAPPER_POWER_CUT_SEED, printed; random when unset)
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 # Lint, unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
@@ -18,7 +20,9 @@ sizes=(
   --env "DEVMAPPER_LAYER_CHAIN=${DEVMAPPER_LAYER_CHAIN:-50}"
   --env "DEVMAPPER_CONCURRENCY=${DEVMAPPER_CONCURRENCY:-64}"
   --env "DEVMAPPER_CONCURRENCY_ROUNDS=${DEVMAPPER_CONCURRENCY_ROUNDS:-10}"
+  --env "DEVMAPPER_POWER_CUT_MARKS=${DEVMAPPER_POWER_CUT_MARKS:-200}"
 )
+if [ -n "${DEVMAPPER_POWER_CUT_SEED:-}" ]; then sizes+=(--env "DEVMAPPER_POWER_CUT_SEED=$DEVMAPPER_POWER_CUT_SEED"); fi
 # The guest is killed after this long (scripts/integration.sh's default, 50 minutes, is
 # meant for the quick sizes).
 timeout=${DEVMAPPER_SOAK_TIMEOUT:-14400}
