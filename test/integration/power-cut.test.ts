@@ -320,13 +320,22 @@ async function checkRoot(p: PointSpec): Promise<void> {
   }
   p.checked.opened++;
   const registered = new Map<string, number>();
+  const devicesTx: number[] = [];
   try {
     for (const h of ['', ...(await ds.list())]) {
       const meta = ds.getDeviceMetadata(h);
       if (!meta) throw new Error(`${p.context}: ${h || 'base'} listed without metadata`);
       registered.set(h, meta.deviceId);
+      devicesTx.push(meta.transactionId);
       // Registered means in the pool: creating its id again must fail.
-      await expect(dm.createDevice(ds.poolName, meta.deviceId)).rejects.toMatchObject({ code: 'EEXIST' });
+      const made = await dm.createDevice(ds.poolName, meta.deviceId).then(
+        () => true,
+        (err: { code?: string }) => {
+          if (err.code === 'EEXIST') return false;
+          throw err;
+        },
+      );
+      if (made) throw new Error(`${p.context}: device '${h}' is registered with id ${meta.deviceId}, which the pool does not hold`);
     }
     // Devices whose creation or deletion had resolved are there, or gone, as reported.
     for (const h of EVERY_HASH) {
@@ -336,8 +345,14 @@ async function checkRoot(p: PointSpec): Promise<void> {
     }
     const tx = await readJson(join(p.root, 'metadata', 'transaction-metadata'));
     const status = await dm.getPoolStatus(ds.poolName);
-    expect(status.state === 'ok' && status.transactionId).toBe(tx.open_transaction_id);
-    if (saved && status.state === 'ok' && (saved.open_transaction_id as number) > status.transactionId) p.checked.rolledBack++;
+    if (status.state !== 'ok') throw new Error(`${p.context}: the pool reports ${status.state}`);
+    if (status.transactionId !== tx.open_transaction_id)
+      throw new Error(`${p.context}: the pool is at transaction ${status.transactionId}, the metadata at ${tx.open_transaction_id}`);
+    // No device was made by a transaction the pool never committed.
+    const newest = Math.max(...devicesTx);
+    if (newest > status.transactionId)
+      throw new Error(`${p.context}: a device records transaction ${newest}, the pool is at ${status.transactionId}`);
+    if (saved && (saved.open_transaction_id as number) > status.transactionId) p.checked.rolledBack++;
     // What resolved writes left must read back; an operation in flight may have left either side.
     for (const [h] of registered) {
       if (h === '') continue;
@@ -376,5 +391,5 @@ async function checkRoot(p: PointSpec): Promise<void> {
   if (poolIds.join() !== metaIds.join()) throw new Error(`${p.context}: the pool holds ids ${poolIds.join(',')}, the metadata names ${metaIds.join(',')}`);
   const poolTx = Number(/<superblock [^>]*transaction="(\d+)"/.exec(stdout)?.[1]);
   const tx = await readJson(join(p.root, 'metadata', 'transaction-metadata'));
-  expect(poolTx).toBe(tx.open_transaction_id);
+  if (poolTx !== tx.open_transaction_id) throw new Error(`${p.context}: thin_dump's transaction is ${poolTx}, the metadata's ${tx.open_transaction_id}`);
 }
