@@ -10,7 +10,8 @@
  *
  * DEVMAPPER_POWER_CUT_MARKS: how many points to check, 8 by default (evenly spread, plus the
  * last); with a value the points are a seeded sample (DEVMAPPER_POWER_CUT_SEED, printed) of
- * that many, or every point when the log has fewer.
+ * that many, or every point when the log has fewer. A seed picks the same positions in the
+ * list of points, but the log itself differs by a few entries from run to run (timing).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
