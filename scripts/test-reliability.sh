@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # One jest path pattern per failure mode family: bad input, udev failures, full pools, faulty
-# disks, power cuts, crash points, the soak.
+# disks, power cuts, damaged and interrupted image imports, crash points, mount propagation,
+# the soak.
 files=(
   test/integration/bad-input
   test/integration/udev-failures
@@ -16,6 +17,7 @@ files=(
   test/integration/faulty-disks
   test/integration/full-pool-writers
   test/integration/power-cut
+  test/integration/images
   test/integration/deviceset-crash
   test/integration/snapshotter-crash
   test/integration/driver-mount-propagation

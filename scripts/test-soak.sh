@@ -7,7 +7,8 @@
 #   DEVMAPPER_CONCURRENCY=64          concurrent snapshot life cycles (DeviceSet and Driver) ...
 #   DEVMAPPER_CONCURRENCY_ROUNDS=10   ... in this many rounds
 #   DEVMAPPER_SOAK_LIFECYCLES=10000   container lifecycles in one process (soak-lifecycles)
-#   DEVMAPPER_POWER_CUT_MARKS=200     flush points replayed from the dm-log-writes log (power-cut)
+#   DEVMAPPER_POWER_CUT_MARKS=200     flush points of the dm-log-writes replay checked, a seeded
+#                                     sample (DEVMAPPER_POWER_CUT_SEED, printed; random when unset)
 #   DEVMAPPER_FAULT_ROUNDS=5          each faulty disk under the pool, a fresh pool each round (and every fault)
 #   DEVMAPPER_FULL_POOL_MATRIX=1      full pools with writers: ext4 and xfs, each no-space policy
 #   DEVMAPPER_IMAGES_DISKS=200        root disks made from one imported image
@@ -32,6 +33,8 @@ sizes=(
   --env "DEVMAPPER_IMAGES_DISKS=${DEVMAPPER_IMAGES_DISKS:-200}"
   --env "DEVMAPPER_IMAGES_LAYER_KIB=${DEVMAPPER_IMAGES_LAYER_KIB:-4096}"
 )
+# A seed repeats the power-cut test's sample of points.
+if [ -n "${DEVMAPPER_POWER_CUT_SEED:-}" ]; then sizes+=(--env "DEVMAPPER_POWER_CUT_SEED=$DEVMAPPER_POWER_CUT_SEED"); fi
 # Jest path patterns: every integration file when none is given.
 files=("$@")
 # The guest is killed after this long (scripts/integration.sh's default, 50 minutes, is

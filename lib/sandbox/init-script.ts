@@ -6,8 +6,8 @@ import { invalidArgument } from '../errors';
 
 /** Loaded in this order (each needs the ones before it); a failure aborts the run. */
 export const REQUIRED_MODULES = ['dm-mod', 'dm-bufio', 'dm-persistent-data', 'dm-bio-prison', 'dm-thin-pool', 'loop'];
-/** Fault-injection targets, loaded when the kernel has them. */
-export const OPTIONAL_MODULES = ['dm-flakey', 'dm-delay', 'dm-dust'];
+/** Fault-injection targets (dm-log-writes: the power-cut replay), loaded when the kernel has them. */
+export const OPTIONAL_MODULES = ['dm-flakey', 'dm-delay', 'dm-dust', 'dm-log-writes'];
 
 /** The guest consoles the command's stdout and stderr go to; the runner wires them to the host. */
 export const GUEST_STDOUT_TTY = '/dev/tty1';

@@ -151,7 +151,7 @@ describe('sandbox init script: shape', () => {
       ...REQUIRED_MODULES.map((m) => [m, m.replace(/-/g, '_'), 'required']),
       ...OPTIONAL_MODULES.map((m) => [m, m.replace(/-/g, '_'), 'optional']),
     ]);
-    expect(OPTIONAL_MODULES).toEqual(['dm-flakey', 'dm-delay', 'dm-dust']);
+    expect(OPTIONAL_MODULES).toEqual(['dm-flakey', 'dm-delay', 'dm-dust', 'dm-log-writes']);
   });
 
   test('uses the module paths the host found; a required module without one fails the boot', () => {
