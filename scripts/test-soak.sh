@@ -16,7 +16,8 @@
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 #   scripts/test-soak.sh [JEST PATH PATTERN...]   only those files (scripts/test-reliability.sh)
-# Lint, unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
+# Then containerd's conformance suite with udev on (npm test runs it with udev off). Lint,
+# unit tests, the sanitizer build, the package and the benchmark are `npm test`'s.
 # Prints how long each run took, and ends with the same summary line as `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,8 +93,21 @@ else
   done
 fi
 
+# The whole tier (no path patterns) also runs containerd's conformance suite with udev on;
+# `npm test` runs it with udev off.
+expect=integration-udev-off,integration-udev-on
+if [ ${#files[@]} = 0 ]; then
+  echo "== containerd's snapshotter conformance suite, udev on"
+  t0=$SECONDS
+  code=0
+  bash scripts/test-conformance.sh --udev on --report "$results/conformance-udev-on.json" || code=$?
+  timings+=("$(printf '%5ds  conformance suite, udev on%s' $((SECONDS - t0)) "$([ "$code" = 0 ] || echo ": FAILED (exit $code)")")")
+  [ "$code" = 0 ] || failed=$((failed + 1))
+  expect=$expect,conformance-udev-on
+fi
+
 echo "== time per step"
 printf '%s\n' "${timings[@]}"
 printf '%5ds  total\n' $((SECONDS - started))
 
-FAILED_STEPS=$failed node scripts/summarize-tests.js --expect integration-udev-off,integration-udev-on "$results"/*.json
+FAILED_STEPS=$failed node scripts/summarize-tests.js --expect "$expect" "$results"/*.json

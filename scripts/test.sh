@@ -5,8 +5,10 @@
 # sandbox), once with udev running and once without; then the container's entry script in
 # that kernel, the `dm` tests against the sanitizer build of the addon, the packed package
 # installed into an empty project, the benchmark in smoke mode, and containerd's snapshotter
-# conformance suite against the served Snapshotter in both udev modes (when ../shared/peers
-# has it). Prints how long each step took, and ends with one summary line.
+# conformance suite against the served Snapshotter (when ../shared/peers has it): in both udev
+# modes on a host kernel, udev off in the sandbox (there its udev-on run, 150 s, is the soak
+# tier's: the suite checks the snapshot model, which udev does not touch, and the Snapshotter's
+# own integration tests run in both modes). Prints how long each step took, and ends with one summary line.
 #
 # The integration files run at their quick default sizes (crash cycles, layer chain depth,
 # concurrency width and rounds); `npm run test:soak` (scripts/test-soak.sh) runs them at
@@ -72,7 +74,7 @@ integration() {
 udev_on_sizes=(--env DEVMAPPER_CRASH_CYCLES=4)
 # In the sandbox the udev-on run is the longer lane: these files of it run at the end of the
 # other lane instead, in a kernel of their own, so that both lanes end at about the same time.
-udev_on_tail='test/integration/(deviceset-space|dm-seed-sequence|driver-layers|deviceset-exhaustion)\.test\.ts'
+udev_on_tail='test/integration/(deviceset-space|dm-seed-sequence)\.test\.ts'
 
 # docker/entrypoint.sh as the container runs it (host kernel path: module checks, its own
 # udevd, both udev modes), here inside the device-mapper kernel, on the tests that check
@@ -117,7 +119,6 @@ else
     run_step "$PACK" bash scripts/test-pack.sh
     touch "$pack_done"
     run_step "integration tests, udev on (sandbox kernel)" integration on integration-udev-on --testPathIgnorePatterns "$udev_on_tail"
-    run_step "$CONFORMANCE, udev on" bash scripts/test-conformance.sh --udev on --report "$results/conformance-udev-on.json"
   ) >"$results/lane1.log" 2>&1 &
   lane1=$!
   lane=2
@@ -130,7 +131,7 @@ else
   run_step "$BENCH" npm run --silent bench:smoke
   run_step "$CONFORMANCE, udev off" bash scripts/test-conformance.sh --udev off --report "$results/conformance-udev-off.json"
   run_step "integration tests, udev on, the files moved from lane 1 (sandbox kernel)" integration on integration-udev-on-2 "$udev_on_tail"
-  reports=unit,integration-udev-off,integration-udev-on,integration-udev-on-2,conformance-udev-off,conformance-udev-on
+  reports=unit,integration-udev-off,integration-udev-on,integration-udev-on-2,conformance-udev-off
   lane=
   wait "$lane1" || echo "lane 1 exited with $?" >>"$steps"
   echo "-- lane 1: package, then integration tests with udev on:"
