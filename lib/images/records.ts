@@ -76,27 +76,34 @@ function fromRow(r: Row): ImageRecord {
 }
 
 /** Runs fn on the open records database of root, closed after whatever happens. */
-export async function withRecords<T>(root: string, fn: (db: ImageRecords) => T): Promise<T> {
-  await mkdir(join(root, 'images'), { recursive: true, mode: 0o700 });
-  const path = join(root, IMAGES_DATABASE);
-  let db: Database.Database;
-  try {
-    db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec(SCHEMA);
-  } catch (err) {
-    throw new DevmapperError(`cannot open the image database ${path}: ${(err as Error).message}`, { code: ErrorCodes.METADATA_CORRUPT, device: path, cause: err });
-  }
-  try {
-    return fn(new ImageRecords(db));
-  } finally {
-    db.close();
-  }
+export function withRecords<T>(root: string, fn: (db: ImageRecords) => T): Promise<T> {
+  return ImageRecords.open(root, fn);
 }
 
 export class ImageRecords {
-  constructor(private readonly db: Database.Database) {}
+  // Private so that the published declarations name no better-sqlite3 type: a TypeScript
+  // user of the package does not have @types/better-sqlite3.
+  private constructor(private readonly db: Database.Database) {}
+
+  /** See withRecords. */
+  static async open<T>(root: string, fn: (db: ImageRecords) => T): Promise<T> {
+    await mkdir(join(root, 'images'), { recursive: true, mode: 0o700 });
+    const path = join(root, IMAGES_DATABASE);
+    let db: Database.Database;
+    try {
+      db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.exec(SCHEMA);
+    } catch (err) {
+      throw new DevmapperError(`cannot open the image database ${path}: ${(err as Error).message}`, { code: ErrorCodes.METADATA_CORRUPT, device: path, cause: err });
+    }
+    try {
+      return fn(new ImageRecords(db));
+    } finally {
+      db.close();
+    }
+  }
 
   get(name: string): ImageRecord | null {
     const r = this.db.prepare('SELECT * FROM images WHERE name = ?').get(name) as Row | undefined;
