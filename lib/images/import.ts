@@ -9,7 +9,7 @@ import type { Snapshotter } from '../snapshotter';
 import { KeyedLock } from '../util';
 import { pruneReplaced } from './manage';
 import { formatPlatform, parsePlatform } from './platform';
-import { withRecords, type ImageRecord } from './records';
+import { ImageRecords, type ImageRecord } from './records';
 import { resolveImage } from './resolve';
 import { openSource } from './source';
 import { unpackLayer } from './unpack';
@@ -118,7 +118,7 @@ export async function importImage(source: string, opts: ImportOptions): Promise<
     created: new Date(),
   };
   // Last: a record is there only when every layer it names is committed.
-  const replaced = await withRecords(sn.root, (db) => {
+  const replaced = await ImageRecords.open(sn.root, (db) => {
     const old = db.get(name);
     db.put(image);
     return old;

@@ -2,13 +2,13 @@
 import { DevmapperError, ErrorCodes } from '../errors';
 import type { SnapshotInfo, Snapshotter } from '../snapshotter';
 import { imageNotFound } from './errors';
-import { withRecords, type ImageRecord } from './records';
+import { ImageRecords, type ImageRecord } from './records';
 import { imageRecord } from './root-disk';
 import { LAYER_LABEL } from './unpack';
 
 /** Every image record of the Snapshotter's root, by name. */
 export async function list(opts: { snapshotter: Snapshotter }): Promise<ImageRecord[]> {
-  return withRecords(opts.snapshotter.root, (db) => db.all());
+  return ImageRecords.open(opts.snapshotter.root, (db) => db.all());
 }
 
 /**
@@ -40,7 +40,7 @@ export async function remove(name: string, opts: { snapshotter: Snapshotter }): 
   const rec = await imageRecord(sn, name);
   const all: SnapshotInfo[] = [];
   await sn.walk((i) => void all.push(i));
-  const others = await withRecords(sn.root, (db) => db.all().filter((r) => r.name !== rec.name));
+  const others = await ImageRecords.open(sn.root, (db) => db.all().filter((r) => r.name !== rec.name));
   const kept = new Set(others.flatMap((r) => r.chainIds));
   const mine = rec.chainIds.filter((c) => !kept.has(c));
   const users = all.filter((i) => mine.includes(i.parent) && !(i.kind === 'committed' && i.labels[LAYER_LABEL] !== undefined));
@@ -52,7 +52,7 @@ export async function remove(name: string, opts: { snapshotter: Snapshotter }): 
         .join(', ')}${users.length > 5 ? ', ...' : ''}): remove them first`,
       { code: ErrorCodes.SNAPSHOT_PRECONDITION, device: rec.name },
     );
-  await withRecords(sn.root, (db) => {
+  await ImageRecords.open(sn.root, (db) => {
     if (!db.delete(rec.name)) throw imageNotFound(rec.name);
   });
   return { name: rec.name, removedLayers: await pruneChain(sn, mine) };
@@ -63,7 +63,7 @@ export async function remove(name: string, opts: { snapshotter: Snapshotter }): 
  * more, top down, as far as no snapshot (a root disk of the old image) still needs them.
  */
 export async function pruneReplaced(sn: Snapshotter, old: ImageRecord): Promise<string[]> {
-  const kept = new Set((await withRecords(sn.root, (db) => db.all())).flatMap((r) => r.chainIds));
+  const kept = new Set((await ImageRecords.open(sn.root, (db) => db.all())).flatMap((r) => r.chainIds));
   return pruneChain(sn, old.chainIds.filter((c) => !kept.has(c)));
 }
 

@@ -75,17 +75,12 @@ function fromRow(r: Row): ImageRecord {
   };
 }
 
-/** Runs fn on the open records database of root, closed after whatever happens. */
-export function withRecords<T>(root: string, fn: (db: ImageRecords) => T): Promise<T> {
-  return ImageRecords.open(root, fn);
-}
-
 export class ImageRecords {
   // Private so that the published declarations name no better-sqlite3 type: a TypeScript
   // user of the package does not have @types/better-sqlite3.
   private constructor(private readonly db: Database.Database) {}
 
-  /** See withRecords. */
+  /** Runs fn on the open records database of root, closed after whatever happens. */
   static async open<T>(root: string, fn: (db: ImageRecords) => T): Promise<T> {
     await mkdir(join(root, 'images'), { recursive: true, mode: 0o700 });
     const path = join(root, IMAGES_DATABASE);

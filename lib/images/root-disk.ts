@@ -5,7 +5,7 @@
 import { invalidArgument } from '../errors';
 import type { Snapshotter, SnapshotMount } from '../snapshotter';
 import { imageNotFound } from './errors';
-import { withRecords, type ImageRecord } from './records';
+import { ImageRecords, type ImageRecord } from './records';
 
 /** The label a root disk's snapshot carries: the image's name. */
 export const DISK_LABEL = 'devmapper.io/image';
@@ -40,7 +40,7 @@ export interface RootDisk {
 export async function imageRecord(sn: Snapshotter, image: string | ImageRecord): Promise<ImageRecord> {
   const name = typeof image === 'string' ? image : image?.name;
   if (typeof name !== 'string' || name === '') throw invalidArgument('image', "an image's name or record", image);
-  const r = await withRecords(sn.root, (db) => db.get(name));
+  const r = await ImageRecords.open(sn.root, (db) => db.get(name));
   if (!r) throw imageNotFound(name);
   return r;
 }

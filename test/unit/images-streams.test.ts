@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCodes } from '../../lib';
-import { withRecords, type ImageRecord } from '../../lib/images/records';
+import { ImageRecords, type ImageRecord } from '../../lib/images/records';
 import { resolveImage } from '../../lib/images/resolve';
 import { openSource } from '../../lib/images/source';
 import { parsePlatform } from '../../lib/images/platform';
@@ -104,13 +104,13 @@ test('image records: put, get, list, replace, delete; they survive reopening', a
     config: { config: { Cmd: ['/bin/sh'] } },
     created: new Date(1_700_000_000_000),
   });
-  await withRecords(root, (db) => {
+  await ImageRecords.open(root, (db) => {
     db.put(rec('b', 'sha256:b'));
     db.put(rec('a', 'sha256:a'));
   });
-  expect(await withRecords(root, (db) => db.all().map((r) => r.name))).toEqual(['a', 'b']);
-  await withRecords(root, (db) => db.put(rec('a', 'sha256:a2')));
-  expect(await withRecords(root, (db) => db.get('a'))).toEqual(rec('a', 'sha256:a2'));
-  expect(await withRecords(root, (db) => [db.delete('a'), db.delete('a')])).toEqual([true, false]);
-  expect(await withRecords(root, (db) => db.get('a'))).toBeNull();
+  expect(await ImageRecords.open(root, (db) => db.all().map((r) => r.name))).toEqual(['a', 'b']);
+  await ImageRecords.open(root, (db) => db.put(rec('a', 'sha256:a2')));
+  expect(await ImageRecords.open(root, (db) => db.get('a'))).toEqual(rec('a', 'sha256:a2'));
+  expect(await ImageRecords.open(root, (db) => [db.delete('a'), db.delete('a')])).toEqual([true, false]);
+  expect(await ImageRecords.open(root, (db) => db.get('a'))).toBeNull();
 });
