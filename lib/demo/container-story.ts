@@ -74,7 +74,7 @@ export async function runContainerStory(): Promise<void> {
     detail(`ls ${rootfs}: ${(await readdir(rootfs)).sort().join(' ')}`);
     detail(`table of ${ds.deviceName(CTR)}: ${dm.formatTargetLine((await dm.getTable(ds.deviceName(CTR)))[0])}`);
 
-    step(`put ${CTR}: unmount and deactivate; what the container changed against ${CTR}-init`);
+    step(`put ${CTR}: unmount (the device stays active for the remove); what the container changed against ${CTR}-init`);
     await driver.put(CTR);
     for (const c of await driver.changes(CTR, `${CTR}-init`)) detail(`${c.kind} ${c.path}`);
 

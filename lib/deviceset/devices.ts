@@ -200,6 +200,8 @@ export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: De
   const steps = dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true });
   if (steps.length > 0) await dm.runStepsOrThrow(steps);
   s.activated.add(hash);
+  // The caller's now, until it deactivates it: not one to evict.
+  s.idle.delete(hash);
   return `/dev/mapper/${name}`;
 }
 
@@ -221,14 +223,16 @@ export async function deactivate(s: DeviceSetState, hash: string, o: DeactivateO
       signal: o.signal,
     });
   s.activated.delete(hash);
+  s.idle.delete(hash);
 }
 
 /**
  * Discards the device's blocks before deletion (dm.blkdiscard) unless something holds it
- * open, in one native job: the device activated when it is not active, the thin target asked
- * whether anything is mapped (a device with nothing mapped is not discarded), the discard,
- * and a device activated for it deactivated again. No process-wide sync. Returns whether it
- * discarded.
+ * open, in one native job: the device activated when it is not active (one kept active
+ * after its unmount needs nothing), the thin target asked whether anything is mapped (a
+ * device with nothing mapped is not discarded), the discard, and the device deactivated.
+ * No process-wide sync. Returns whether it discarded; a device still busy at the end is
+ * left active for the caller's retrying deactivation.
  */
 export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<boolean> {
   const name = nameOf(s, hash);
@@ -238,16 +242,26 @@ export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta:
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
     ...dm.activationSteps(before, s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true }),
     ...dm.discardSteps(name, meta.size),
-    ...(before ? [] : dm.removalSteps(name)),
+    ...dm.removalSteps(name, { missingOk: true }),
   ]);
   const discarded = out.results.some((r) => r.phase === 'discard' && r.ran && !r.skipped && r.errno === 0);
-  if (!out.error) return discarded;
-  // Activated for the discard but not deactivated: the retrying path (udev may still probe it).
-  if (!before && out.failedPhase !== 'activate') {
-    s.activated.add(hash);
-    await deactivate(s, hash, { deferred: false });
+  if (!out.error) {
+    s.activated.delete(hash);
+    s.idle.delete(hash);
+    return discarded;
   }
-  if (out.failedPhase === 'remove' && out.error.code === 'EBUSY') return discarded;
+  // Still busy (udev probing it, a process): the caller's deactivation retries, deferred
+  // when enabled.
+  if (out.failedPhase === 'remove' && out.error.code === 'EBUSY') {
+    s.activated.add(hash);
+    return discarded;
+  }
+  // The discard failed on a device that is active now: it goes before the error is reported.
+  if (before || out.failedPhase !== 'activate') {
+    s.activated.add(hash);
+    // Not hiding the discard's error: a device left active is still in `activated`.
+    await deactivate(s, hash, { deferred: false }).catch(() => undefined);
+  }
   throw out.error;
 }
 

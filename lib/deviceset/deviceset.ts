@@ -27,7 +27,7 @@ import { defaultFilesystem, growFilesystem, type FilesystemType } from './filesy
 import { checkDeviceHash, deviceName, devicePrefixFromStat, poolName as poolNameOf } from './hash';
 import { DeviceIdAllocator } from './id-allocator';
 import { MetadataStore, type DeviceMetadata } from './metadata-store';
-import { mountDevice, unmountDevice, type MountDeviceOptions } from './mounts';
+import { idleOverBound, mountDevice, unmountDevice, type MountDeviceOptions } from './mounts';
 import { resolveOptions, type DeviceSetOptions, type ResolvedOptions } from './options';
 import { ReadOnlyDeviceSet } from './read-only';
 import { RootLock } from './root-lock';
@@ -370,6 +370,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       locks: new KeyedLock(),
       mounts: new Map(),
       activated: new Set(leftovers),
+      idle: new Set(),
       closed: false,
     };
     const ds = new DeviceSet(s);
@@ -591,9 +592,11 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   }
 
   /**
-   * Unmounts (MNT_DETACH), removes the mount point, deactivates. The lazy unmount also
-   * takes away copies of the mount leaked into other mount namespaces, which would otherwise
-   * keep the device busy.
+   * Unmounts (MNT_DETACH) and removes the mount point. The device stays active, idle, for a
+   * quick remount or delete, unless keepActive is 0 (then it is deactivated, as Docker did);
+   * past keepActive idle devices, the least recently unmounted is deactivated. The lazy
+   * unmount also takes away copies of the mount leaked into other mount namespaces, which
+   * would otherwise keep the device busy.
    *
    * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT (path); ENOENT for an
    *   unknown device; EBUSY when the device stays open past the retry budget
@@ -602,6 +605,41 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     this.checkOpen();
     if (typeof path !== 'string' || !path.startsWith('/')) throw invalidArgument('path', 'an absolute path', path);
     await tracedStep(this.stepContext('unmount', hash), () => this.lockDevice(hash, () => unmountDevice(this.s, hash, path)));
+    await this.evictIdle(idleOverBound(this.s));
+  }
+
+  /**
+   * Deactivates every device left active after its unmount (see the keepActive option): for
+   * a caller about to hand the pool to another program, or to free the kernel's device
+   * nodes. A device something else holds open stays active (shutdown reports it).
+   *
+   * @returns how many were deactivated
+   * @throws {@link DevmapperError} ERR_CLOSED
+   */
+  async deactivateIdleDevices(): Promise<number> {
+    this.checkOpen();
+    return this.evictIdle([...this.s.idle]);
+  }
+
+  /**
+   * Deactivates these idle devices, each under its own lock and only while still idle (a
+   * mount meanwhile took it back). A failure only ends its idleness: it stays in `activated`
+   * for shutdown, and the unmount that evicted it is not failed by another device's trouble.
+   */
+  private async evictIdle(hashes: string[]): Promise<number> {
+    let done = 0;
+    for (const hash of hashes) {
+      await this.lockDevice(hash, async () => {
+        if (!this.s.idle.delete(hash) || this.s.mounts.has(hash)) return;
+        try {
+          await deactivate(this.s, hash, { deferred: this.s.options.useDeferredRemoval });
+          done++;
+        } catch {
+          // Held open by someone else: shutdown deactivates or reports it.
+        }
+      });
+    }
+    return done;
   }
 
   /**
@@ -806,6 +844,7 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
         }),
       );
     }
+    s.idle.clear();
     // Only when it moved (a create that failed after taking an id) or was never written.
     if (!s.deviceSetOnDisk || s.ids.nextDeviceId !== s.deviceSet.nextDeviceId)
       await attempt(async () => {

@@ -113,6 +113,7 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
     throw out.error;
   }
   s.activated.add(hash);
+  s.idle.delete(hash);
   try {
     await applyXfsNospaceRetries(s, hash);
   } catch (err) {
@@ -126,16 +127,26 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
 
 /**
  * Unmounts with MNT_DETACH (copies of the mount leaked into other namespaces go with the
- * mount point), removes the mount point, then deactivates the device (deferred when
- * enabled): one native job. Nothing mounted there, a mount point already gone and a device
- * already inactive are fine. A device still busy is retried within the budget.
+ * mount point) and removes the mount point, in one native job. With keepActive the device
+ * stays active, the most recent of the idle ones (the caller evicts past the bound);
+ * without, the same job deactivates it (deferred when enabled). Nothing mounted there, a
+ * mount point already gone and a device already inactive are fine. A device still busy is
+ * retried within the budget.
  */
 export async function unmountDevice(s: DeviceSetState, hash: string, path: string): Promise<void> {
   if (!s.devices.has(hash)) throw unknownDevice(hash);
   const name = nameOf(s, hash);
-  const out = await dm.runSteps([...dm.unmountSteps(path), ...dm.removalSteps(name, { deferred: s.options.useDeferredRemoval, missingOk: true })]);
+  const keep = s.options.keepActiveDevices > 0;
+  const out = await dm.runSteps([
+    ...dm.unmountSteps(path),
+    ...(keep ? [] : dm.removalSteps(name, { deferred: s.options.useDeferredRemoval, missingOk: true })),
+  ]);
   if (out.failedPhase === 'unmount') throw out.error;
   s.mounts.delete(hash);
+  if (keep) {
+    if (s.activated.has(hash)) s.idle.add(hash);
+    return;
+  }
   if (out.failedPhase === 'remove' && out.error?.code === 'EBUSY') {
     // Still held (udev probing it, a process): the retrying path.
     await deactivate(s, hash);
@@ -143,4 +154,13 @@ export async function unmountDevice(s: DeviceSetState, hash: string, path: strin
   }
   if (out.error) throw out.error;
   s.activated.delete(hash);
+}
+
+/**
+ * The idle devices past keepActive, least recently unmounted first: the caller deactivates
+ * them, each under its own lock (never under another device's: see the lock order).
+ */
+export function idleOverBound(s: DeviceSetState): string[] {
+  const over = s.idle.size - s.options.keepActiveDevices;
+  return over > 0 ? [...s.idle].slice(0, over) : [];
 }

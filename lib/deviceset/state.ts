@@ -36,6 +36,11 @@ export interface DeviceSetState {
    * activated, and those found active at open (left by a process that died holding the root).
    */
   activated: Set<string>;
+  /**
+   * Unmounted devices left active (keepActive), least recently unmounted first (a Set keeps
+   * insertion order). Each is in `activated` too; a mount takes it out again.
+   */
+  idle: Set<string>;
   closed: boolean;
   /** This DeviceSet's hold on the root, dropped at the end of shutdown or release. */
   lock: RootLock;

@@ -200,8 +200,9 @@ export class Driver {
   }
 
   /**
-   * Drops one reference; the last one unmounts (MNT_DETACH), removes home/mnt/<id> and
-   * deactivates the device. A put with no reference left does nothing, except that a mount
+   * Drops one reference; the last one unmounts (MNT_DETACH) and removes home/mnt/<id>; the
+   * device stays active, idle, as {@link DeviceSet.unmountDevice} leaves it (keepActive 0:
+   * deactivated, Docker's Put). A put with no reference left does nothing, except that a mount
    * left by a process that died is released.
    *
    * @throws {@link DevmapperError} ERR_CLOSED; ERR_INVALID_ARGUMENT for a bad id; EBUSY when

@@ -205,6 +205,9 @@ describeKernel('bad input: typed errors, nothing left behind', () => {
         loops: await loopsOverScratch(),
         okActive: await dm.getInfo(ds.deviceName('ok')),
       });
+      // The cases that mount 'ok' leave it active, idle (keepActive): start from that state.
+      await driver.get('ok');
+      await driver.put('ok');
       const before = await state();
       const failures: string[] = [];
       for (const c of cases) {

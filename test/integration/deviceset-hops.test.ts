@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm } from '../../lib';
 import { Driver } from '../../lib/driver';
-import { newRoot, testOptions, withDeviceSet } from '../helpers/deviceset';
+import { newRoot, testOptions, typedTestOptions, withDeviceSet } from '../helpers/deviceset';
 import { describeKernel } from '../helpers/kernel-env';
 import { withPool } from '../helpers/pool';
 import { rm } from 'node:fs/promises';
@@ -36,8 +36,8 @@ async function hops(fn: () => Promise<unknown>): Promise<Record<string, number>>
 describeKernel('thread hops per operation', () => {
   jest.setTimeout(120_000);
 
-  // Without dm.blkdiscard: a delete that discards first activates the device for it (as
-  // Docker's did), which is one more job (activate, discard and deactivate together).
+  // Without dm.blkdiscard (a delete that discards is a job more: discard and deactivate
+  // together), and with keepActive 0, Docker's behaviour: the unmount deactivates.
   test('DeviceSet: addDevice, mountDevice, unmountDevice and deleteDevice are one native job each', async () => {
     await withDeviceSet(async (ds, root) => {
       await ds.addDevice('image', '');
@@ -62,10 +62,37 @@ describeKernel('thread hops per operation', () => {
           delete: { 'devmapper:steps': 1 },
         });
       }
+    }, { options: typedTestOptions({ blkDiscard: false, keepActive: 0 }) });
+  });
+
+  // keepActive (the default): the unmount leaves the device active; the delete deactivates it
+  // in a job of its own, outside the pool lock (the removal may wait for udev).
+  test('DeviceSet with keepActive: the unmount is one job, the delete of the idle device two', async () => {
+    await withDeviceSet(async (ds, root) => {
+      await ds.addDevice('image', '');
+      const mp = join(root, 'mnt-layer');
+      await mkdir(mp);
+      for (let round = 0; round < 2; round++) {
+        await ds.addDevice('layer', 'image');
+        const seen = {
+          mount: await hops(() => ds.mountDevice('layer', mp)),
+          unmount: await hops(() => ds.unmountDevice('layer', mp)),
+          delete: await hops(() => ds.deleteDevice('layer', { sync: true })),
+        };
+        await mkdir(mp);
+        if (round === 0) continue;
+        expect(seen).toEqual({
+          mount: { 'devmapper:steps': 1 },
+          unmount: { 'devmapper:steps': 1 },
+          delete: { 'devmapper:steps': 2 },
+        });
+      }
     }, { options: testOptions(['dm.blkdiscard=false']) });
   });
 
-  test('Driver: create 1, get 1 (mount point, mount and layout in one job), put 1, remove 1', async () => {
+  // keepActive (the default): put is the unmount and the rmdir; remove deactivates (a job
+  // outside the pool lock) and deletes. With dm.blkdiscard the first job discards too.
+  test('Driver: create 1, get 1 (mount point, mount and layout in one job), put 1, remove 2', async () => {
     const home = await newRoot();
     const driver = await Driver.init(home, testOptions(['dm.blkdiscard=false']));
     try {
@@ -82,7 +109,7 @@ describeKernel('thread hops per operation', () => {
           create: { 'devmapper:steps': 1 },
           get: { 'devmapper:steps': 1 },
           put: { 'devmapper:steps': 1 },
-          remove: { 'devmapper:steps': 1 },
+          remove: { 'devmapper:steps': 2 },
         });
       }
     } finally {

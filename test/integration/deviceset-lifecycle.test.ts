@@ -67,7 +67,8 @@ describeKernel('DeviceSet life cycle', () => {
       const [line] = await dm.getTable(ds.poolName);
       expect(line.params).toMatch(/^\d+:\d+ \d+:\d+ 128 32768 1 skip_block_zeroing$/);
 
-      // Mount, write, unmount: the mount point is removed and the device deactivated.
+      // Mount, write, unmount: the mount point is removed; the device stays active, idle
+      // (keepActive), until its delete.
       const mnt = join(root, 'mnt', 'c1');
       await mkdir(mnt, { recursive: true });
       await ds.mountDevice('c1', mnt);
@@ -75,7 +76,7 @@ describeKernel('DeviceSet life cycle', () => {
       expect((await ds.getDeviceStatus('c1')).active).toBe(true);
       await ds.unmountDevice('c1', mnt);
       await expect(stat(mnt)).rejects.toMatchObject({ code: 'ENOENT' });
-      expect(await dm.getInfo(ds.deviceName('c1'))).toBeNull();
+      expect(await dm.getInfo(ds.deviceName('c1'))).toMatchObject({ exists: true, openCount: 0 });
 
       expect(await ds.list()).toEqual(['c1', 'c1-init', 'image']);
       expect(await ds.hasDevice('c1')).toBe(true);
@@ -83,6 +84,7 @@ describeKernel('DeviceSet life cycle', () => {
       await expect(ds.addDevice('c2', 'nope')).rejects.toMatchObject({ code: 'ENOENT' });
 
       await ds.deleteDevice('c1');
+      expect(await dm.getInfo(ds.deviceName('c1'))).toBeNull();
       await ds.deleteDevice('c1-init');
       await ds.deleteDevice('image');
       expect(await ds.list()).toEqual([]);

@@ -95,7 +95,8 @@ describeKernel('graph Driver', () => {
       await writeFile(join(rootfs, 'hello'), 'from c1');
       await driver.put('c1');
       await expect(stat(mp)).rejects.toMatchObject({ code: 'ENOENT' });
-      expect(await dm.getInfo(driver.deviceSet.deviceName('c1'))).toBeNull();
+      // Kept active, idle (keepActive), for the next get or the remove.
+      expect(await dm.getInfo(driver.deviceSet.deviceName('c1'))).toMatchObject({ exists: true, openCount: 0 });
 
       // A second get sees what the first wrote, and the id file is not rewritten.
       const again = await driver.get('c1');
@@ -113,6 +114,7 @@ describeKernel('graph Driver', () => {
 
       for (const id of ['c2', 'c1', 'c1-init', 'image']) await driver.remove(id);
       expect(await driver.exists('c1')).toBe(false);
+      expect(await dm.getInfo(driver.deviceSet.deviceName('c1'))).toBeNull();
       expect(await driver.deviceSet.list()).toEqual([]);
     });
   });
@@ -151,7 +153,7 @@ describeKernel('graph Driver', () => {
     });
   });
 
-  test('mount counts: get twice = one mount; the last put unmounts and deactivates; an extra put is harmless', async () => {
+  test('mount counts: get twice = one mount; the last put unmounts (the device kept active, idle); an extra put is harmless', async () => {
     await withDriver(async (driver, home) => {
       await driver.create('l1', '');
       const mp = join(home, 'mnt', 'l1');
@@ -166,7 +168,7 @@ describeKernel('graph Driver', () => {
       expect(await readFile(join(mp, 'id'), 'utf8')).toBe('l1');
       await driver.put('l1');
       expect(await mountCount(mp)).toBe(0);
-      expect(await dm.getInfo(name)).toBeNull();
+      expect(await dm.getInfo(name)).toMatchObject({ exists: true, openCount: 0 });
       await expect(driver.put('l1')).resolves.toBeUndefined();
       await expect(driver.put('l1')).resolves.toBeUndefined();
       expect(await mountCount(mp)).toBe(0);
@@ -176,6 +178,7 @@ describeKernel('graph Driver', () => {
       await Promise.all([driver.put('l1'), driver.put('l1'), driver.put('l1'), driver.put('l1')]);
       expect(await mountCount(mp)).toBe(0);
       await driver.remove('l1');
+      expect(await dm.getInfo(name)).toBeNull();
     });
   });
 
@@ -196,9 +199,10 @@ describeKernel('graph Driver', () => {
       await writeFile(join(rootfs, 'after-crash'), 'x');
       await driver.put('c1');
       expect(await mountCount(mp)).toBe(0);
-      expect(await dm.getInfo(driver.deviceSet.deviceName('c1'))).toBeNull();
+      expect(await dm.getInfo(driver.deviceSet.deviceName('c1'))).toMatchObject({ exists: true, openCount: 0 });
       await driver.put('c1');
       await driver.remove('c1');
+      expect(await dm.getInfo(driver.deviceSet.deviceName('c1'))).toBeNull();
       await driver.remove('img');
       expect(await driver.exists('c1')).toBe(false);
     } finally {

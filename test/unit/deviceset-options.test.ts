@@ -40,6 +40,7 @@ interface ExpectedDeviceSetOptions {
   udevWaitTimeoutMs?: number;
   deferredDeletionRetryMs?: number;
   removeRetryBudgetMs?: number;
+  keepActive?: number;
   errorIfNoSpace?: boolean;
   lowWaterMarkBlocks?: number;
   directLvmDevice?: never;
@@ -73,6 +74,7 @@ interface ExpectedResolvedOptions {
   readonly udevWaitTimeoutMs: number;
   readonly deferredDeletionRetryMs: number;
   readonly removeRetryBudgetMs: number;
+  readonly keepActiveDevices: number;
   readonly errorIfNoSpace: boolean;
   readonly lowWaterMarkBlocks: number;
   readonly explicitKeys: readonly string[];
@@ -123,6 +125,7 @@ describe('resolveOptions: defaults', () => {
       udevWaitTimeoutMs: 30000,
       deferredDeletionRetryMs: 30000,
       removeRetryBudgetMs: 5000,
+      keepActiveDevices: 64,
       errorIfNoSpace: false,
       lowWaterMarkBlocks: 32768,
       explicitKeys: [],
@@ -345,6 +348,7 @@ describe('resolveOptions: the typed object', () => {
       udevWaitTimeoutMs: 1000,
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
+      keepActive: 0,
       errorIfNoSpace: true,
       lowWaterMarkBlocks: 1024,
     });
@@ -369,6 +373,7 @@ describe('resolveOptions: the typed object', () => {
       udevWaitTimeoutMs: 1000,
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
+      keepActiveDevices: 0,
       errorIfNoSpace: true,
       lowWaterMarkBlocks: 1024,
     });
@@ -402,6 +407,9 @@ describe('resolveOptions: the typed object', () => {
     [{ udevWaitTimeoutMs: 0 }, 'udevWaitTimeoutMs'],
     [{ deferredDeletionRetryMs: 2 ** 31 }, 'deferredDeletionRetryMs'],
     [{ removeRetryBudgetMs: -5 }, 'removeRetryBudgetMs'],
+    [{ keepActive: -1 }, 'keepActive'],
+    [{ keepActive: 2.5 }, 'keepActive'],
+    [{ keepActive: 65_537 }, 'keepActive'],
     [{ errorIfNoSpace: 1 as unknown as boolean }, 'errorIfNoSpace'],
     [{ lowWaterMarkBlocks: -1 }, 'lowWaterMarkBlocks'],
     [{ lowWaterMarkBlocks: 1.5 }, 'lowWaterMarkBlocks'],
