@@ -474,6 +474,10 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
         if (size < parent.size)
           throw invalidArgument('size', `at least the parent's size (${parent.size} bytes)`, size);
         await checkPoolCanGrow(this.s);
+        // An idle origin would be suspended and resumed around create_snap, and with udev
+        // every resume waits for its rules: deactivated once instead, it costs no later
+        // snapshot anything (a parent of many layers is typically idle).
+        if (this.s.idle.has(baseHash)) await deactivate(this.s, baseHash, { deferred: false });
         const meta = await withPoolLock(this.s, () => createRegisteredDevice(this.s, hash, size, { hash: baseHash, meta: parent }));
         if (size > parent.size) {
           const path = await activateIfNeeded(this.s, hash, meta);
