@@ -51,6 +51,8 @@ export interface NativeTaskSpec {
   udevFlags?: number;
   /** Upper bound on the wait for udev, in ms. Default 30000. */
   udevTimeoutMs?: number;
+  /** Hand the cookie to the addon's reaper instead of waiting for udev (see {@link NativeAddon.udevSettle}). */
+  udevReap?: boolean;
   /** libdm lines captured beyond errors, up to this level (2-7). Default: the process's (setLogLevel). */
   logLevel?: number;
   /** What the caller is doing, for error messages ("create_thin 5", "activate"). */
@@ -83,6 +85,8 @@ export interface NativeTaskResult {
   driverVersion?: string;
   /** udev did not finish within udevTimeoutMs; the cookie was completed and released by us. */
   udevTimedOut: boolean;
+  /** The cookie went to the reaper: udev may still be at work on the device. */
+  udevReaped: boolean;
   /** The udev cookie used, 0 when none (udev not running, or a task type without one). */
   cookie: number;
   logs: LibdmLogLine[];
@@ -117,6 +121,16 @@ export interface NativeEventWatcher {
 export type NativeEventCallback = (err: DevmapperError | null, eventNr: number | null) => void;
 
 /** One step of {@link NativeAddon.runSteps}. */
+/** The udev reaper's counts, for the process. */
+export interface UdevReaperStats {
+  /** Cookies udev has not finished yet. */
+  pending: number;
+  /** Finished by udev and destroyed. */
+  reaped: number;
+  /** Completed by force at their deadline (the udev wait bound). */
+  timedOut: number;
+}
+
 export interface NativeStep {
   kind: 'task' | 'writeFile' | 'createFile' | 'syncDir' | 'unlink' | 'mount' | 'umount' | 'mkdir' | 'rmdir' | 'discard' | 'crash';
   /** kind 'task': the dm task. */
@@ -127,6 +141,11 @@ export interface NativeStep {
   data?: string;
   source?: string;
   fstype?: string;
+  /**
+   * mount source / discard target given as a device-mapper name: /dev/mapper/NAME, or while
+   * the reaper holds a cookie of it, /dev/dm-MINOR (devtmpfs has it before udev's link).
+   */
+  dmName?: string;
   /** mount / umount2 flags. */
   flags?: number;
   /** discard: the byte range. */
@@ -176,6 +195,12 @@ export interface NativeAddon {
   EventWatcher: new (name: string, callback: NativeEventCallback) => NativeEventWatcher;
   libraryVersion(): string;
   udevSyncSupported(): boolean;
+  /** Resolves once no reaped udev cookie is pending, or at the timeout, with the reaper's counts. */
+  udevSettle(timeoutMs: number): Promise<UdevReaperStats>;
+  udevReaperStats(): UdevReaperStats;
+  /** Resolves once no reaped cookie of this device-mapper name is pending. */
+  udevWaitName(name: string): Promise<void>;
+  sweepAbandonedUdevCookies(minAgeSeconds: number): number;
   cookieSupported(): boolean;
   loopAttach(
     file: string,

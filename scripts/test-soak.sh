@@ -13,6 +13,7 @@
 #   DEVMAPPER_FULL_POOL_MATRIX=1      full pools with writers: ext4 and xfs, each no-space policy
 #   DEVMAPPER_IMAGES_DISKS=200        root disks made from one imported image
 #   DEVMAPPER_IMAGES_LAYER_KIB=4096   size of the big files in the image tests' layers
+#   DEVMAPPER_REAPER_CYCLES=1000      mount cycles whose udev cookies go to the reaper (udev-reaper)
 # Each size can be overridden from the environment, e.g.
 #   DEVMAPPER_CRASH_CYCLES=1000 npm run test:soak
 #   scripts/test-soak.sh [JEST PATH PATTERN...]   only those files (scripts/test-reliability.sh)
@@ -33,6 +34,7 @@ sizes=(
   --env "DEVMAPPER_FULL_POOL_MATRIX=${DEVMAPPER_FULL_POOL_MATRIX:-1}"
   --env "DEVMAPPER_IMAGES_DISKS=${DEVMAPPER_IMAGES_DISKS:-200}"
   --env "DEVMAPPER_IMAGES_LAYER_KIB=${DEVMAPPER_IMAGES_LAYER_KIB:-4096}"
+  --env "DEVMAPPER_REAPER_CYCLES=${DEVMAPPER_REAPER_CYCLES:-1000}"
 )
 # A seed repeats the power-cut test's sample of points.
 if [ -n "${DEVMAPPER_POWER_CUT_SEED:-}" ]; then sizes+=(--env "DEVMAPPER_POWER_CUT_SEED=$DEVMAPPER_POWER_CUT_SEED"); fi

@@ -2,12 +2,16 @@
 #include <libdevmapper.h>
 #include <napi.h>
 
+#include <mutex>
+
 #include "addon_data.h"
 #include "dm_task.h"
 #include "event_watcher.h"
 #include "libdm_lock.h"
+#include "promise_worker.h"
 #include "step_plan.h"
 #include "sys_ops.h"
+#include "udev_reaper.h"
 
 namespace devmapper {
 
@@ -16,6 +20,65 @@ AddonData* GetAddonData(Napi::Env env) {
 }
 
 namespace {
+
+Napi::Object ReaperStatsToJs(Napi::Env env, const ReaperStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pending", static_cast<double>(s.pending));
+  o.Set("reaped", static_cast<double>(s.reaped));
+  o.Set("timedOut", static_cast<double>(s.timed_out));
+  return o;
+}
+
+// udevReaperStats(): { pending, reaped, timedOut } of the cookies handed to the reaper.
+Napi::Value UdevReaperStatsJs(const Napi::CallbackInfo& info) {
+  return ReaperStatsToJs(info.Env(), GetReaperStats());
+}
+
+// udevSettle(timeoutMs): resolves with the stats once no reaped cookie is pending, or at the
+// timeout.
+Napi::Value UdevSettleJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "udevSettle(timeoutMs): timeoutMs must be a number");
+  double ms = info[0].As<Napi::Number>().DoubleValue();
+  uint32_t timeout = ms <= 0 ? 0 : ms >= 4294967295.0 ? 4294967295u : static_cast<uint32_t>(ms);
+  return FnWorker<ReaperStats>::Start(
+      info.Env(), "devmapper:udevSettle",
+      [timeout](ReaperStats* r, NativeError*) { *r = SettleCookies(timeout); },
+      [](Napi::Env env, const ReaperStats& r) -> Napi::Value { return ReaperStatsToJs(env, r); });
+}
+
+// udevWaitName(name): resolves once no reaped cookie of device `name` is pending.
+Napi::Value UdevWaitNameJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(info.Env(), "udevWaitName(name): name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return FnWorker<bool>::Start(
+      info.Env(), "devmapper:udevWaitName",
+      [name](bool* r, NativeError*) {
+        WaitForName(name);
+        *r = true;
+      },
+      [](Napi::Env env, const bool&) -> Napi::Value { return env.Undefined(); });
+}
+
+// sweepAbandonedUdevCookies(minAgeSeconds): how many abandoned cookie semaphores were destroyed.
+Napi::Value SweepAbandonedCookiesJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "sweepAbandonedUdevCookies(minAgeSeconds): a number");
+  double s = info[0].As<Napi::Number>().DoubleValue();
+  uint32_t age = s <= 0 ? 0 : s >= 4294967295.0 ? 4294967295u : static_cast<uint32_t>(s);
+  return Napi::Number::New(info.Env(), SweepAbandonedCookies(age));
+}
+
+// The reaper is one per process; it stops (completing what is pending) when the last
+// environment that loaded the addon goes.
+std::mutex envs_mu;
+int envs = 0;
+
+void ReleaseReaper(void*) {
+  std::lock_guard<std::mutex> lk(envs_mu);
+  if (--envs == 0) ShutdownReaper();
+}
 
 // setErrorClass(DevmapperError): the TypeScript error class the addon throws.
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
@@ -85,6 +148,11 @@ Napi::Object UdevFlags(Napi::Env env) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLibdmLogging();
   env.SetInstanceData(new AddonData());
+  {
+    std::lock_guard<std::mutex> lk(envs_mu);
+    envs++;
+  }
+  napi_add_env_cleanup_hook(env, ReleaseReaper, nullptr);
 
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel, "setLogLevel"));
@@ -93,6 +161,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runTaskSync", Napi::Function::New(env, RunTaskSyncJs, "runTaskSync"));
   exports.Set("tryRunTaskSync", Napi::Function::New(env, TryRunTaskSyncJs, "tryRunTaskSync"));
   exports.Set("runSteps", Napi::Function::New(env, RunStepsJs, "runSteps"));
+  exports.Set("udevSettle", Napi::Function::New(env, UdevSettleJs, "udevSettle"));
+  exports.Set("sweepAbandonedUdevCookies",
+              Napi::Function::New(env, SweepAbandonedCookiesJs, "sweepAbandonedUdevCookies"));
+  exports.Set("udevWaitName", Napi::Function::New(env, UdevWaitNameJs, "udevWaitName"));
+  exports.Set("udevReaperStats", Napi::Function::New(env, UdevReaperStatsJs, "udevReaperStats"));
   exports.Set("EventWatcher", EventWatcher::Define(env));
   exports.Set("libraryVersion", Napi::Function::New(env, LibraryVersion, "libraryVersion"));
   exports.Set("udevSyncSupported",

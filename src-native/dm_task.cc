@@ -12,6 +12,7 @@
 #include "js_args.h"
 #include "libdm_lock.h"
 #include "promise_worker.h"
+#include "udev_reaper.h"
 
 namespace devmapper {
 
@@ -191,6 +192,22 @@ void CollectResults(struct dm_task* dmt, const TaskSpec& spec, TaskResult* r) {
   }
 }
 
+bool NodeChanging(int type) {
+  return type == DM_DEVICE_CREATE || type == DM_DEVICE_RESUME || type == DM_DEVICE_REMOVE ||
+         type == DM_DEVICE_RENAME || type == DM_DEVICE_MKNODES;
+}
+
+// The udev flags of the task's cookie. A reaped task leaves its /dev/mapper node to udev
+// alone (DISABLE_LIBRARY_FALLBACK): libdevmapper would otherwise make it by hand the next time
+// anyone in the process flushes its node stack, before udev's rules ran, and udev does not
+// replace a node it did not make with its link. Only while udev sync is on: without it the
+// flag would leave the device with no node at all.
+uint16_t CookieFlags(const TaskSpec& s) {
+  uint16_t flags = s.udev_flags;
+  if (s.udev_reap && dm_udev_get_sync_support()) flags |= DM_UDEV_DISABLE_LIBRARY_FALLBACK;
+  return flags;
+}
+
 // Applies the spec to the task; on a failed setter, returns its name.
 const char* ConfigureTask(struct dm_task* dmt, const TaskSpec& s) {
   if (!s.name.empty() && !dm_task_set_name(dmt, s.name.c_str())) return "name";
@@ -263,11 +280,10 @@ TaskSpec TaskSpecFromJs(const Napi::Object& o) {
     throw Napi::TypeError::New(env, "addNode must be 'create' or 'resume'");
   }
   s.event_nr = static_cast<uint32_t>(GetU64(o, "eventNr", 0));
-  bool node_changing = s.type == DM_DEVICE_CREATE || s.type == DM_DEVICE_RESUME ||
-                       s.type == DM_DEVICE_REMOVE || s.type == DM_DEVICE_RENAME;
-  s.use_cookie = node_changing && GetBool(o, "udev", true);
+  s.use_cookie = NodeChanging(s.type) && s.type != DM_DEVICE_MKNODES && GetBool(o, "udev", true);
   s.udev_flags = static_cast<uint16_t>(GetU64(o, "udevFlags", 0) & 0xffff);
   s.udev_timeout_ms = static_cast<uint32_t>(GetU64(o, "udevTimeoutMs", 30000));
+  s.udev_reap = s.use_cookie && GetBool(o, "udevReap");
   if (Has(o, "logLevel")) s.log_level = static_cast<int>(GetU64(o, "logLevel", 0) & 0xf);
   s.operation = GetString(o, "operation");
   return s;
@@ -288,7 +304,7 @@ void RunLocked(const TaskSpec& spec, TaskResult* r, NativeError* e, uint32_t* co
     if (bad != nullptr) {
       e->Set(spec.operation, DeviceLabel(spec), EINVAL,
              FailureMessage(spec, EINVAL, r->logs) + " (libdevmapper refused " + bad + ")");
-    } else if (spec.use_cookie && !dm_task_set_cookie(dmt, &cookie, spec.udev_flags)) {
+    } else if (spec.use_cookie && !dm_task_set_cookie(dmt, &cookie, CookieFlags(spec))) {
       e->Set(spec.operation, DeviceLabel(spec), 0,
              FailureMessage(spec, 0, r->logs) + " (could not set a udev cookie)");
     } else {
@@ -308,20 +324,33 @@ void RunLocked(const TaskSpec& spec, TaskResult* r, NativeError* e, uint32_t* co
     dm_task_destroy(dmt);
   }
   // Without a udev cookie, libdevmapper has only stacked its /dev/mapper node changes:
-  // apply them now, on every path, so no later caller finds a stale node.
-  if (cookie == 0) dm_task_update_nodes();
+  // apply them now, on every path, so no later caller finds a stale node. Only a task that can
+  // change nodes does: the stack is process-wide, and a query flushing it would make, by
+  // hand, the node of another thread's activation that udev is still about to make.
+  if (cookie == 0 && NodeChanging(spec.type)) dm_task_update_nodes();
   *cookie_out = cookie_set ? cookie : 0;
 }
 
 }  // namespace
 
 void RunTask(const TaskSpec& spec, TaskResult* r, NativeError* e) {
+  // A name gets a new node only once udev is done with its previous device (a cookie the
+  // reaper still holds): otherwise udev's late work on the old one could undo the new node.
+  if (spec.use_cookie && (spec.type == DM_DEVICE_CREATE || spec.type == DM_DEVICE_RENAME)) {
+    if (!spec.name.empty()) WaitForName(spec.name);
+    if (!spec.new_name.empty()) WaitForName(spec.new_name);
+  }
   uint32_t cookie = 0;
   {
     LibdmCall call(&r->logs, spec.log_level);
     RunLocked(spec, r, e, &cookie);
   }
-  if (cookie != 0) WaitCookie(cookie, spec.udev_timeout_ms, spec.log_level, r);
+  if (cookie != 0 && spec.udev_reap) {
+    ReapCookie(cookie, spec.name, spec.type == DM_DEVICE_REMOVE, spec.udev_timeout_ms);
+    r->udev_reaped = true;
+  } else if (cookie != 0) {
+    WaitCookie(cookie, spec.udev_timeout_ms, spec.log_level, r);
+  }
   r->cookie = cookie;
   if (e->set) e->logs = r->logs;
 }
@@ -403,6 +432,7 @@ Napi::Object TaskResultToJs(Napi::Env env, const TaskSpec& spec, const TaskResul
   }
   if (spec.type == DM_DEVICE_VERSION) o.Set("driverVersion", r.driver_version);
   o.Set("udevTimedOut", r.udev_timed_out);
+  o.Set("udevReaped", r.udev_reaped);
   o.Set("cookie", r.cookie);
   o.Set("logs", LogLinesToJs(env, r.logs));
   return o;

@@ -43,8 +43,9 @@ struct TaskSpec {
   bool use_cookie = false;  // create, resume, remove and rename carry a udev cookie
   uint16_t udev_flags = 0;
   uint32_t udev_timeout_ms = 30000;
-  int log_level = -1;     // libdm lines captured beyond errors; -1: the process's level
-  std::string operation;  // for error messages: "create_thin 5", "activate", ...
+  bool udev_reap = false;  // hand the cookie to the reaper (udev_reaper.h) instead of waiting
+  int log_level = -1;      // libdm lines captured beyond errors; -1: the process's level
+  std::string operation;   // for error messages: "create_thin 5", "activate", ...
 };
 
 struct InfoResult {
@@ -85,6 +86,7 @@ struct TaskResult {
   std::vector<VersionEntry> versions;
   std::string driver_version;
   bool udev_timed_out = false;
+  bool udev_reaped = false;  // the cookie went to the reaper: udev may still be at work
   uint32_t cookie = 0;
   std::vector<LogLine> logs;
 };

@@ -1,6 +1,9 @@
 #include "step_plan.h"
 
+#include <libdevmapper.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,12 +12,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dm_task.h"
 #include "js_args.h"
 #include "promise_worker.h"
 #include "sys_calls.h"
+#include "udev_reaper.h"
 
 namespace devmapper {
 
@@ -41,6 +46,8 @@ struct Step {
   std::string data;    // file contents, or mount data
   std::string source;  // mount source
   std::string fstype;
+  // mount source / discard target: this device-mapper device (see DevicePath), else `source`/`path`
+  std::string dm_name;
   uint32_t flags = 0;   // mount / umount2 flags
   uint32_t mode = 0;    // file or directory mode
   uint64_t offset = 0;  // discard: byte range
@@ -92,6 +99,7 @@ Step StepFromJs(const Napi::Object& o) {
   s.data = GetString(o, "data");
   s.source = GetString(o, "source");
   s.fstype = GetString(o, "fstype");
+  s.dm_name = GetString(o, "dmName");
   s.flags = static_cast<uint32_t>(GetU64(o, "flags", 0));
   s.mode = static_cast<uint32_t>(GetU64(o, "mode", 0600));
   s.offset = GetU64(o, "offset", 0);
@@ -134,7 +142,43 @@ bool ThinHasNothingMapped(const TaskResult& status) {
   return mapped == 0;
 }
 
-void RunStep(const Step& s, StepResult* r, NativeError* e) {
+// What a job learnt of its devices: major:minor by device-mapper name, from its tasks' info.
+using DeviceNumbers = std::unordered_map<std::string, std::pair<uint32_t, uint32_t>>;
+
+// The block device to open for device-mapper device `name`. /dev/mapper/NAME once udev is done
+// with it (or without udev: libdevmapper made the node). While the reaper still holds one of
+// its cookies, udev may not have made /dev/mapper/NAME yet, but devtmpfs made /dev/dm-MINOR
+// when the kernel created the device: that one. Without devtmpfs (a container's /dev), the
+// cookies are waited for after all.
+std::string DevicePath(const std::string& name, const DeviceNumbers& known, NativeError* e) {
+  const std::string mapper = "/dev/mapper/" + name;
+  if (!NamePending(name)) return mapper;
+  std::pair<uint32_t, uint32_t> dev;
+  auto it = known.find(name);
+  if (it != known.end()) {
+    dev = it->second;
+  } else {
+    TaskSpec info;
+    info.type = DM_DEVICE_INFO;
+    info.type_name = "info";
+    info.name = name;
+    info.operation = "info";
+    TaskResult r;
+    RunTask(info, &r, e);
+    if (e->set) return "";
+    if (!r.has_info || !r.info.exists) return mapper;  // gone: let the caller's call say so
+    dev = {r.info.major, r.info.minor};
+  }
+  const std::string node = "/dev/dm-" + std::to_string(dev.second);
+  struct stat st;
+  if (stat(node.c_str(), &st) == 0 && S_ISBLK(st.st_mode) &&
+      st.st_rdev == makedev(dev.first, dev.second))
+    return node;
+  WaitForName(name);
+  return mapper;
+}
+
+void RunStep(const Step& s, StepResult* r, NativeError* e, const DeviceNumbers& known) {
   switch (s.kind) {
     case StepKind::kTask:
       r->has_task = true;
@@ -148,8 +192,11 @@ void RunStep(const Step& s, StepResult* r, NativeError* e) {
       return sys::SyncDir(Op(s, "sync directory"), s.path, e);
     case StepKind::kUnlink:
       return sys::Unlink(Op(s, "unlink"), s.path, e);
-    case StepKind::kMount:
-      return sys::Mount(Op(s, "mount"), s.source, s.path, s.fstype, s.flags, s.data, e);
+    case StepKind::kMount: {
+      std::string source = s.dm_name.empty() ? s.source : DevicePath(s.dm_name, known, e);
+      if (e->set) return;
+      return sys::Mount(Op(s, "mount"), source, s.path, s.fstype, s.flags, s.data, e);
+    }
     case StepKind::kUmount:
       return sys::Umount(Op(s, "umount"), s.path, static_cast<int>(s.flags), e);
     case StepKind::kMkdir:
@@ -174,9 +221,20 @@ void RunStep(const Step& s, StepResult* r, NativeError* e) {
           return;
         }
       }
-      return sys::Discard(Op(s, "discard"), s.path, s.offset, s.length, e);
+      {
+        DeviceNumbers with_status = known;
+        if (r->has_task && r->task.has_info && r->task.info.exists)
+          with_status[s.dm_name] = {r->task.info.major, r->task.info.minor};
+        std::string target = s.dm_name.empty() ? s.path : DevicePath(s.dm_name, with_status, e);
+        if (e->set) return;
+        return sys::Discard(Op(s, "discard"), target, s.offset, s.length, e);
+      }
     case StepKind::kCrash:
-      // A crash-safety test's power cut at this exact point of the sequence.
+      // A crash-safety test's power cut at this exact point of the sequence. It models a crash
+      // of the metadata sequence, not one while udev still works on the process's devices:
+      // that one leaves its cookies' semaphores to the sweep at the next open (tested on its
+      // own), so udev is let finish first (each cookie within its own bound).
+      SettleCookies(60000);
       kill(getpid(), SIGKILL);
       for (;;) pause();
   }
@@ -202,11 +260,14 @@ class StepsWorker : public PromiseWorker {
       StepResult& r = out_.results[i];
       NativeError e;
       auto t0 = std::chrono::steady_clock::now();
-      RunStep(s, &r, &e);
+      RunStep(s, &r, &e, known_);
       r.ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                        std::chrono::steady_clock::now() - t0)
                                        .count());
       r.ran = true;
+      if (s.kind == StepKind::kTask && r.task.has_info && r.task.info.exists &&
+          !s.task.name.empty())
+        known_[s.task.name] = {r.task.info.major, r.task.info.minor};
       if (!e.set) continue;
       if (std::find(s.ok_errnos.begin(), s.ok_errnos.end(), e.err) != s.ok_errnos.end()) {
         r.err = e.err;
@@ -245,6 +306,7 @@ class StepsWorker : public PromiseWorker {
  private:
   std::vector<Step> steps_;
   Outcome out_;
+  DeviceNumbers known_;
 };
 
 }  // namespace

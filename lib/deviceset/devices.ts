@@ -199,6 +199,8 @@ export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: De
   // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
   const steps = dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true });
   if (steps.length > 0) await dm.runStepsOrThrow(steps);
+  // Active already, from a mount that did not wait for udev: the caller gets a path that exists.
+  else if (dm.udevReaperStats().pending > 0) await dm.udevWaitName(name);
   s.activated.add(hash);
   // The caller's now, until it deactivates it: not one to evict.
   s.idle.delete(hash);
@@ -221,6 +223,7 @@ export async function deactivate(s: DeviceSetState, hash: string, o: DeactivateO
       missingOk: true,
       retryBudgetMs: o.retryBudgetMs ?? s.options.removeRetryBudgetMs,
       signal: o.signal,
+      udevReap: s.options.udevReap,
     });
   s.activated.delete(hash);
   s.idle.delete(hash);
@@ -240,9 +243,9 @@ export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta:
   if (before && before.openCount > 0) return false;
   const out = await dm.runSteps([
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
-    ...dm.activationSteps(before, s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true }),
+    ...dm.activationSteps(before, s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true, udevReap: s.options.udevReap }),
     ...dm.discardSteps(name, meta.size),
-    ...dm.removalSteps(name, { missingOk: true }),
+    ...dm.removalSteps(name, { missingOk: true, udevReap: s.options.udevReap }),
   ]);
   const discarded = out.results.some((r) => r.phase === 'discard' && r.ran && !r.skipped && r.errno === 0);
   if (!out.error) {

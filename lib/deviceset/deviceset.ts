@@ -197,6 +197,24 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
   }
 
   /**
+   * Resolves once udev has finished with every device this process activated or removed
+   * without waiting for it (the `udevReap` option: mounts, unmounts, deletes), or at the
+   * timeout: then /dev/mapper matches the kernel for them and their cookies' semaphores are
+   * gone. Process-wide (the reaper is one per process); shutdown does it for its own.
+   *
+   * @returns the cookies still pending (0 unless the timeout passed)
+   *
+   * @example
+   * ```ts
+   * await ds.unmountDevice('c1', mnt);
+   * await DeviceSet.udevSettle();   // before handing /dev/mapper to another tool
+   * ```
+   */
+  static async udevSettle(timeoutMs = 30_000): Promise<number> {
+    return (await dm.udevSettle(timeoutMs)).pending;
+  }
+
+  /**
    * Opens (and with doInit, initialises) the DeviceSet rooted at `root`: sets up or finds
    * the pool, rolls back an unfinished transaction, verifies or creates the base device.
    *
@@ -338,6 +356,9 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
     // process that died holding it: they are ours to deactivate at shutdown, as if we had
     // activated them (those still mounted by someone stay, and are reported then).
     const leftovers = await activeDevicesOfRoot(prefix, [pool.name, poolNameOf(prefix)]);
+    // A process that died while udev worked on its devices (a SIGKILL after a call whose cookie
+    // the reaper held) left a semaphore nobody collects: free those udev finished long ago.
+    dm.sweepAbandonedUdevCookies(abandonedCookieAgeSeconds(options.udevWaitTimeoutMs));
 
     const ids = new DeviceIdAllocator();
     for (const meta of devices.values()) ids.markUsed(meta.deviceId);
@@ -572,7 +593,10 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * the base's UUID), dm.mountopt, and `context="LABEL"` for an SELinux mount label. A
    * pending deferred remove is cancelled instead of re-activating. Mounting again at the same
    * path is a no-op. The mount point, the activation, the mount and `opts.layout` run as one
-   * native job; a failure undoes what the job made.
+   * native job; a failure undoes what the job made. With udev running and `udevReap` (the
+   * default) the mount does not wait for udev's rules: it mounts the kernel's /dev/dm-N, and
+   * /dev/mapper/NAME appears once udev is done ({@link DeviceSet.activateDevice} of the
+   * mounted device, or {@link DeviceSet.udevSettle}, waits for it).
    *
    * @param hash the device ('' for the base)
    * @param path an existing directory, or one to make (`opts.mountPointMode`)
@@ -651,7 +675,8 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
    * itself (a snapshotter's mounts, a VM's disk). Activating an active device is a no-op; a
    * pending deferred remove is cancelled. Shutdown deactivates it unless something holds it.
    *
-   * @returns its block device path, /dev/mapper/NAME
+   * @returns its block device path, /dev/mapper/NAME, which exists when this resolves (also
+   *   for a device a mount activated without waiting for udev)
    * @throws {@link DevmapperError} ERR_CLOSED; ENOENT for an unknown or deleted device; the kernel's errno
    */
   async activateDevice(hash: string): Promise<string> {
@@ -875,6 +900,9 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
         }
       });
     }
+    // udev's work on what this DeviceSet removed without waiting (udevReap), within the bound:
+    // the nodes match the kernel and no semaphore is left when the caller goes on.
+    if (dm.udevReaperStats().pending > 0) await attempt(() => dm.udevSettle(s.options.udevWaitTimeoutMs));
     // Last: another process may take the root once this one has let go of everything.
     s.lock.release();
     if (failure !== undefined) throw failure;
@@ -937,6 +965,15 @@ async function activeDevicesOfRoot(prefix: string, poolNames: string[]): Promise
 }
 
 /** The mount points of this mount namespace by device ("major:minor"), from /proc/self/mountinfo. */
+/**
+ * How long after udev completed it a cookie nobody collected counts as abandoned: well past
+ * any waiter's bound (ours is the udev wait bound; libdevmapper's own waiters collect within
+ * milliseconds of udev), and never under a minute.
+ */
+function abandonedCookieAgeSeconds(udevWaitTimeoutMs: number): number {
+  return Math.max(60, Math.ceil((2 * udevWaitTimeoutMs) / 1000));
+}
+
 async function mountPointsByDevice(): Promise<Map<string, string[]>> {
   const byDevice = new Map<string, string[]>();
   const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');

@@ -97,8 +97,9 @@ export async function mountDevice(s: DeviceSetState, hash: string, path: string,
   const out = await dm.runSteps([
     ...mountPoint,
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
-    ...dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true }),
-    ...dm.mountSteps(`/dev/mapper/${name}`, path, s.filesystem, data),
+    // The mount does not wait for udev (udevReap): it uses /dev/dm-N until udev made the link.
+    ...dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true, udevReap: s.options.udevReap }),
+    ...dm.mountSteps(`/dev/mapper/${name}`, path, s.filesystem, data, { dmName: name }),
     ...layout,
   ]);
   if (out.error) {
@@ -139,7 +140,7 @@ export async function unmountDevice(s: DeviceSetState, hash: string, path: strin
   const keep = s.options.keepActiveDevices > 0;
   const out = await dm.runSteps([
     ...dm.unmountSteps(path),
-    ...(keep ? [] : dm.removalSteps(name, { deferred: s.options.useDeferredRemoval, missingOk: true })),
+    ...(keep ? [] : dm.removalSteps(name, { deferred: s.options.useDeferredRemoval, missingOk: true, udevReap: s.options.udevReap })),
   ]);
   if (out.failedPhase === 'unmount') throw out.error;
   s.mounts.delete(hash);

@@ -300,6 +300,22 @@ const OPTIONS = {
     typed: (v: number, a) => integerIn(v, 0, KEEP_ACTIVE_MAX, a, `a number of devices from 0 to ${KEEP_ACTIVE_MAX}`),
   }),
   /**
+   * Ours: with udev running, the DeviceSet's own activations and removals (mount, unmount,
+   * delete, evictions) hand their udev cookies to the addon's reaper instead of waiting for
+   * udev's rules: a mount uses the kernel's /dev/dm-N node while udev still makes
+   * /dev/mapper/NAME. Each cookie keeps the udevWaitTimeoutMs bound, a name is not reused
+   * before udev is done with it, and shutdown waits for the rest (dm.udevSettle).
+   * activateDevice still returns only once /dev/mapper/NAME is there. Default true.
+   */
+  udevReap: option({
+    docker: null,
+    field: {
+      /** Ours: the DeviceSet's activations and removals do not wait for udev (the reaper does). */
+      udevReap: true,
+    },
+    typed: (v: boolean, a) => typedBool(v, a),
+  }),
+  /**
    * Ours: create the pool with the kernel's `error_if_no_space` feature, so that a write to a
    * full pool fails at once with ENOSPC instead of queueing (for up to the dm-thin module's
    * no_space_timeout, 60 s by default). Applies when this DeviceSet creates the pool; a

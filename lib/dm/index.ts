@@ -30,6 +30,7 @@ export {
   udevSyncSupported,
   type DeviceInfo,
 } from './query';
+export { udevSettle, udevReaperStats, udevWaitName, sweepAbandonedUdevCookies, type UdevReaperStats } from './udev-reaper';
 export {
   setTaskDefaults,
   getTaskDefaults,

@@ -99,6 +99,8 @@ export interface RemovalOptions {
   deferred?: boolean;
   /** A device that does not exist counts as removed (ENXIO tolerated). */
   missingOk?: boolean;
+  /** Hand the udev cookie to the reaper: the call returns before udev is done with the node. */
+  udevReap?: boolean;
 }
 
 /**
@@ -109,7 +111,7 @@ export interface RemovalOptions {
  * @internal
  */
 export function removalSteps(name: string, o: RemovalOptions = {}): Step[] {
-  const steps = [taskStep(removeSpec(name, o.deferred), { phase: 'remove', ok: o.missingOk ? ['ENXIO'] : [] })];
+  const steps = [taskStep(removeSpec(name, o.deferred, o.udevReap), { phase: 'remove', ok: o.missingOk ? ['ENXIO'] : [] })];
   if (o.deferred) steps.push(taskStep(mknodesSpec(name, 'refresh node after deferred remove'), { phase: 'remove' }));
   return steps;
 }
@@ -190,16 +192,20 @@ export function deletionSteps(poolName: string, deviceId: number, o: { missingOk
  */
 export function discardSteps(name: string, bytes: number): Step[] {
   const dev = resolveDeviceName(name);
-  return [discardStep(`/dev/mapper/${dev}`, 0, bytes, { unlessUnmapped: statusSpec(dev, true) })];
+  // By name: while udev still works on a just activated device, its devtmpfs node is used.
+  return [{ ...discardStep(`/dev/mapper/${dev}`, 0, bytes, { unlessUnmapped: statusSpec(dev, true) }), dmName: dev }];
 }
 
 /**
- * mount(2) of an active device. Phase: mount.
+ * mount(2) of an active device. Phase: mount. With `dmName`, the source is that
+ * device-mapper device: /dev/mapper/NAME, or /dev/dm-MINOR while udev is still at work on it
+ * (a reaped activation).
  *
  * @internal
  */
-export function mountSteps(devicePath: string, target: string, fstype: string, data: string): Step[] {
-  return [mountStep(devicePath, target, fstype, data)];
+export function mountSteps(devicePath: string, target: string, fstype: string, data: string, o: { dmName?: string } = {}): Step[] {
+  const step = mountStep(devicePath, target, fstype, data);
+  return [o.dmName === undefined ? step : { ...step, dmName: resolveDeviceName(o.dmName) }];
 }
 
 /**

@@ -45,6 +45,8 @@ export interface ActivateSpecOptions {
   readOnly?: boolean;
   externalOrigin?: string;
   udevPrivate?: boolean;
+  /** Hand the udev cookie to the reaper instead of waiting (the node may come after the call). */
+  udevReap?: boolean;
 }
 
 /** create with the thin table, node made on create (with udev: after its cookie). */
@@ -62,6 +64,7 @@ export function activateSpec(poolName: string, name: string, deviceId: number, s
     addNode: 'create',
     readOnly: opts.readOnly,
     udevFlags: opts.udevPrivate ? privateUdevFlags() : 0,
+    ...(opts.udevReap ? { udevReap: true } : {}),
     operation: `activate thin ${id}`,
   };
 }
@@ -75,8 +78,8 @@ export function resumeSpec(name: string, operation = 'resume'): NativeTaskSpec {
   return { type: 'resume', name: resolveDeviceName(name), operation };
 }
 
-export function removeSpec(name: string, deferred = false): NativeTaskSpec {
-  return { type: 'remove', name: resolveDeviceName(name), deferredRemove: deferred, operation: 'remove' };
+export function removeSpec(name: string, deferred = false, udevReap = false): NativeTaskSpec {
+  return { type: 'remove', name: resolveDeviceName(name), deferredRemove: deferred, ...(udevReap ? { udevReap } : {}), operation: 'remove' };
 }
 
 /** Makes or deletes the /dev/mapper node to match the kernel (all nodes when no name). */

@@ -4,6 +4,8 @@
  * SIGKILLs the process when it gets there. Not exported from the package. Unarmed, a point
  * costs one comparison.
  */
+import { DeviceSet } from '../deviceset';
+
 export const SNAPSHOT_CRASH_POINTS = [
   'prepare-after-intent',
   'prepare-after-device',
@@ -23,8 +25,11 @@ export function armSnapshotCrashPoint(name: SnapshotCrashPoint | null): void {
   armed = name;
 }
 
-export function crashPoint(name: SnapshotCrashPoint): void {
+export async function crashPoint(name: SnapshotCrashPoint): Promise<void> {
   if (armed !== name) return;
+  // A crash of the two stores' sequence, not one while udev still works on a device (that
+  // leaves its cookie's semaphore to the next open's sweep, tested on its own): udev first.
+  await DeviceSet.udevSettle(60_000);
   process.kill(process.pid, 'SIGKILL');
   // The signal is delivered before the process runs on; never continue past the point.
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);

@@ -183,12 +183,12 @@ export class Snapshotter {
       return { id, parentHash: parentRecord ? snapshotHash(parentRecord.id) : this.emptyParent };
     });
     const hash = snapshotHash(id);
-    crashPoint('prepare-after-intent');
+    await crashPoint('prepare-after-intent');
     try {
       await this.ds.addDevice(hash, parentHash, size === undefined ? {} : { size });
-      crashPoint('prepare-after-device');
+      await crashPoint('prepare-after-device');
       await this.ds.activateDevice(hash);
-      crashPoint('prepare-after-activate');
+      await crashPoint('prepare-after-activate');
     } catch (err) {
       // Undo what exists, then the intent; if the undo fails too, open finishes it.
       try {
@@ -242,7 +242,7 @@ export class Snapshotter {
       // it goes at remove, reopen or shutdown, and a child's create_snap suspends it, which
       // flushes the file system, so the child sees what was written.
       if (status.openCount === 0) await this.ds.deactivateDevice(hash);
-      crashPoint('commit-after-deactivate');
+      await crashPoint('commit-after-deactivate');
       try {
         this.store.transaction(() => {
           if (this.store.byName(name)) throw snapshotExists(name);
@@ -252,7 +252,7 @@ export class Snapshotter {
         await this.ds.activateDevice(hash).catch(() => undefined);
         throw err;
       }
-      crashPoint('commit-after-record');
+      await crashPoint('commit-after-record');
     });
   }
 
@@ -274,7 +274,7 @@ export class Snapshotter {
         this.store.setState(r.id, 'removing');
         return r;
       });
-      crashPoint('remove-after-intent');
+      await crashPoint('remove-after-intent');
       const hash = snapshotHash(r.id);
       try {
         if (await this.ds.hasDevice(hash)) await this.ds.deleteDevice(hash, { sync: true });
@@ -284,7 +284,7 @@ export class Snapshotter {
         else this.store.transaction(() => this.store.delete(r.id));
         throw err;
       }
-      crashPoint('remove-after-delete');
+      await crashPoint('remove-after-delete');
       this.store.transaction(() => this.store.delete(r.id));
     });
   }

@@ -63,7 +63,7 @@ const CHILD = join(__dirname, '..', 'fixtures', 'deviceset-child.js');
 
 /** Runs ops on the root in a new process; crashPoint makes it SIGKILL itself there. */
 export function runChild(
-  spec: { root: string; options: string[]; ops?: object[]; cycles?: object[]; shutdown?: boolean; check?: boolean },
+  spec: { root: string; options: string[] | DeviceSetOptions; ops?: object[]; cycles?: object[]; shutdown?: boolean; check?: boolean },
   crash?: { point: string; after?: number },
 ): Promise<ChildResult> {
   return new Promise((resolve) => {

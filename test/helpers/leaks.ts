@@ -11,12 +11,30 @@ import { settled } from './wait';
 
 export interface Snapshot {
   semaphores: number;
+  /** The semaphore sets by id, each described (key, last semop time), to name a leak. */
+  semaphoreSets?: Map<string, string>;
   /** Every device-mapper device before the test: anything new after it is a leak. */
   devices: Set<string>;
 }
 
 export async function takeSnapshot(): Promise<Snapshot> {
-  return { semaphores: semaphoreCount(), devices: new Set((await dm.listDevices()).map((d) => d.name)) };
+  const semaphoreSets = semaphoresById();
+  return { semaphores: semaphoreSets.size, semaphoreSets, devices: new Set((await dm.listDevices()).map((d) => d.name)) };
+}
+
+/** /proc/sysvipc/sem by semid: "key 0x0d4d..., otime T" (libdevmapper's cookies have keys 0x0d4dXXXX). */
+export function semaphoresById(): Map<string, string> {
+  const out = new Map<string, string>();
+  try {
+    for (const line of readFileSync('/proc/sysvipc/sem', 'utf8').trim().split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 9) continue;
+      out.set(f[1] as string, `key 0x${Number(f[0]).toString(16).padStart(8, '0')}, otime ${f[8]}`);
+    }
+  } catch {
+    // no SysV IPC: nothing to count
+  }
+  return out;
 }
 
 export function semaphoreCount(): number {
@@ -76,7 +94,12 @@ export async function findLeaks(before: Snapshot): Promise<string[]> {
   // An autoclear loop device goes on its last close, which may be udev's, a moment later.
   const loops = await settled(loopsOverScratch);
   if (loops.length) leaks.push(`loop devices: ${loops.join(', ')}`);
-  const sems = semaphoreCount();
-  if (sems !== before.semaphores) leaks.push(`SysV semaphores: ${before.semaphores} before, ${sems} after`);
+  const sets = semaphoresById();
+  if (sets.size !== before.semaphores) {
+    const was = before.semaphoreSets ?? new Map<string, string>();
+    const added = [...sets].filter(([id]) => !was.has(id)).map(([id, d]) => `+${id} (${d})`);
+    const gone = [...was].filter(([id]) => !sets.has(id)).map(([id, d]) => `-${id} (${d})`);
+    leaks.push(`SysV semaphores: ${before.semaphores} before, ${sets.size} after [${[...added, ...gone].join('; ')}; now ${Math.floor(Date.now() / 1000)}]`);
+  }
   return leaks;
 }

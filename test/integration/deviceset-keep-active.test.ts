@@ -113,6 +113,8 @@ describeKernel('keepActive: devices left active after their unmount', () => {
       await ds.addDevice('b', '');
       names = [ds.deviceName('a'), ds.deviceName('b')];
       await useOnce(ds, root, 'a');
+      // The mount did not wait for udev's /dev/mapper link (udevReap): wait for it here.
+      await dm.udevWaitName(ds.deviceName('a'));
       const holder = await open(`/dev/mapper/${ds.deviceName('a')}`, 'r');
       try {
         // a is pushed out by b's unmount but is held: the unmount still succeeds.

@@ -93,7 +93,8 @@ describeKernel('DeviceSet and pool states', () => {
         await mkdir(mnt, { recursive: true });
         await ds.mountDevice('held', mnt);
         // Someone else holds the device open (a leaked reference, a backup tool...).
-        const fh = await open(`/dev/mapper/${ds.deviceName('held')}`, 'r');
+        // (activateDevice of the mounted device: its /dev/mapper path, once udev made it.)
+        const fh = await open(await ds.activateDevice('held'), 'r');
         await ds.unmountDevice('held', mnt);
         try {
           // Deferred removal leaves the mapping until the holder closes: delete is deferred too.

@@ -41,6 +41,7 @@ interface ExpectedDeviceSetOptions {
   deferredDeletionRetryMs?: number;
   removeRetryBudgetMs?: number;
   keepActive?: number;
+  udevReap?: boolean;
   errorIfNoSpace?: boolean;
   lowWaterMarkBlocks?: number;
   directLvmDevice?: never;
@@ -75,6 +76,7 @@ interface ExpectedResolvedOptions {
   readonly deferredDeletionRetryMs: number;
   readonly removeRetryBudgetMs: number;
   readonly keepActiveDevices: number;
+  readonly udevReap: boolean;
   readonly errorIfNoSpace: boolean;
   readonly lowWaterMarkBlocks: number;
   readonly explicitKeys: readonly string[];
@@ -126,6 +128,7 @@ describe('resolveOptions: defaults', () => {
       deferredDeletionRetryMs: 30000,
       removeRetryBudgetMs: 5000,
       keepActiveDevices: 64,
+      udevReap: true,
       errorIfNoSpace: false,
       lowWaterMarkBlocks: 32768,
       explicitKeys: [],
@@ -349,6 +352,7 @@ describe('resolveOptions: the typed object', () => {
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
       keepActive: 0,
+      udevReap: false,
       errorIfNoSpace: true,
       lowWaterMarkBlocks: 1024,
     });
@@ -374,6 +378,7 @@ describe('resolveOptions: the typed object', () => {
       deferredDeletionRetryMs: 500,
       removeRetryBudgetMs: 0,
       keepActiveDevices: 0,
+      udevReap: false,
       errorIfNoSpace: true,
       lowWaterMarkBlocks: 1024,
     });
@@ -410,6 +415,7 @@ describe('resolveOptions: the typed object', () => {
     [{ keepActive: -1 }, 'keepActive'],
     [{ keepActive: 2.5 }, 'keepActive'],
     [{ keepActive: 65_537 }, 'keepActive'],
+    [{ udevReap: 'yes' as unknown as boolean }, 'udevReap'],
     [{ errorIfNoSpace: 1 as unknown as boolean }, 'errorIfNoSpace'],
     [{ lowWaterMarkBlocks: -1 }, 'lowWaterMarkBlocks'],
     [{ lowWaterMarkBlocks: 1.5 }, 'lowWaterMarkBlocks'],

@@ -12,7 +12,7 @@ const LINES = [
 ];
 
 function result(logs = LINES): NativeTaskResult {
-  return { udevTimedOut: false, cookie: 0, logs };
+  return { udevTimedOut: false, udevReaped: false, cookie: 0, logs };
 }
 
 /** Subscribes to a channel for the length of fn and returns what was published. */
