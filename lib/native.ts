@@ -170,6 +170,7 @@ export interface NativeStepResult {
   skipped?: boolean;
   /** A tolerated errno, 0 when the call succeeded. */
   errno: number;
+  /** Its time in ns when the job was timed, else 0. */
   ns: number;
   task?: NativeTaskResult;
 }
@@ -191,7 +192,8 @@ export interface NativeAddon {
   /** runTaskSync when the libdm lock is free, else null (nothing ran). Cookie-less tasks only. */
   tryRunTaskSync(spec: NativeTaskSpec): NativeTaskResult | null;
   /** One libuv job for a sequence of steps (src-native/step_plan.h). */
-  runSteps(steps: NativeStep[]): Promise<NativeStepsOutcome>;
+  /** `timed`: measure each step (its `ns`); otherwise `ns` is 0. */
+  runSteps(steps: NativeStep[], timed?: boolean): Promise<NativeStepsOutcome>;
   EventWatcher: new (name: string, callback: NativeEventCallback) => NativeEventWatcher;
   libraryVersion(): string;
   udevSyncSupported(): boolean;

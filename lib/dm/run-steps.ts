@@ -4,6 +4,7 @@
  * if it had run alone, and a udev timeout warns as it would.
  */
 import type { DevmapperError } from '../errors';
+import { dmChannel } from '../log';
 import { native, type NativeTaskResult } from '../native';
 import { reportTask } from './diagnostics';
 import type { Phase, Step } from './steps';
@@ -23,7 +24,7 @@ export interface StepResult {
   skipped?: boolean;
   /** A tolerated errno, 0 when the call succeeded. */
   errno: number;
-  /** Its time, in ns. */
+  /** Its time, in ns (0 unless someone listened to devmapper:dm when the job started). */
   ns: number;
   /** A dm task's result. */
   task?: NativeTaskResult;
@@ -50,7 +51,8 @@ export async function runSteps(steps: Step[]): Promise<StepsOutcome> {
     if (s.unlessUnmapped) return { ...s, unlessUnmapped: withTaskDefaults(s.unlessUnmapped) };
     return s;
   });
-  const out = await native().runSteps(sent);
+  // Each step timed only for the operation records (devmapper:dm), when someone listens.
+  const out = await native().runSteps(sent, dmChannel.hasSubscribers);
   out.results.forEach((r, i) => {
     const s = sent[i];
     // A step's dm task: a task step's own, or the status a discard asked first.
