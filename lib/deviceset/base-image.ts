@@ -4,7 +4,7 @@
  */
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
-import { activateIfNeeded, createRegisteredDevice, deactivate, deleteRegisteredDevice, nameOf, withPoolLock } from './devices';
+import { activateIfNeeded, createRegisteredDevice, deactivate, deleteRegisteredDevice, nameOf, saveDeviceSet, withPoolLock } from './devices';
 import { growFilesystem, makeFilesystem, probeFilesystem } from './filesystem';
 import type { DeviceSetState } from './state';
 
@@ -33,8 +33,7 @@ async function createBase(s: DeviceSetState): Promise<void> {
     if (!probed.uuid) throw new DevmapperError(`no file system found on ${path} after mkfs`, { code: ErrorCodes.COMMAND_FAILED, device: path });
     s.deviceSet.baseDeviceUuid = probed.uuid;
     s.deviceSet.baseDeviceFilesystem = s.filesystem;
-    await s.store.writeDeviceSet(s.deviceSet);
-    s.deviceSetOnDisk = true;
+    await saveDeviceSet(s);
     meta.initialized = true;
     await s.store.writeDevice(BASE_HASH, meta);
   } finally {
@@ -66,8 +65,7 @@ async function verifyBase(s: DeviceSetState): Promise<void> {
     if (!want && probed.uuid) {
       s.deviceSet.baseDeviceUuid = probed.uuid;
       if (probed.type === 'ext4' || probed.type === 'xfs') s.deviceSet.baseDeviceFilesystem = probed.type;
-      await s.store.writeDeviceSet(s.deviceSet);
-      s.deviceSetOnDisk = true;
+      await saveDeviceSet(s);
     }
   } finally {
     // Active before (left by a process that died, perhaps still mounted): shutdown decides.

@@ -7,11 +7,14 @@
  */
 import { crashStep, type Step } from '../dm';
 
-/** The named points, in the order a create or delete passes them. */
+/**
+ * The named points, in the order a create or delete passes them (a delete has no
+ * after-register nor after-create-thin, a create no mid-delete).
+ */
 export const CRASH_POINTS = [
   'after-intent',
-  'after-create-thin',
   'after-register',
+  'after-create-thin',
   'before-set-transaction-id',
   'after-set-transaction-id',
   'mid-delete',

@@ -86,8 +86,14 @@ export async function checkPoolCanGrow(s: DeviceSetState): Promise<void> {
  * a snapshot (create_snap, the origin suspended around it when active) of `parent`
  * otherwise. An id the pool already has is skipped. Call with the pool lock held.
  *
- * The whole sequence is one native job: the intent saved, the thin id created, the device's
- * file and deviceset-metadata written, set_transaction_id. The phase that failed decides the undo.
+ * The whole sequence is one native job: the intent and the device's file written and made
+ * durable together (one directory fsync), the thin id created, set_transaction_id. A crash
+ * before the commit leaves a device file whose transaction the pool never committed: the
+ * next open drops it (the open transaction's rollback, or, should only the device's file
+ * have reached the disk, {@link TransactionLog.recover}'s check of every file's
+ * transaction_id). next_device_id is written at init and shutdown, as Docker did, not per
+ * device: the allocator finds the used ids from the device files. The phase that failed
+ * decides the undo.
  */
 export async function createRegisteredDevice(
   s: DeviceSetState,
@@ -97,6 +103,7 @@ export async function createRegisteredDevice(
 ): Promise<DeviceMetadata> {
   const origin = parent ? nameOf(s, parent.hash) : null;
   await s.tx.finishPendingRollback((id) => s.ids.release(id));
+  s.store.checkRoomForDevice();
   for (;;) {
     const deviceId = s.ids.allocate();
     const meta: DeviceMetadata = { deviceId, size: sizeBytes, transactionId: s.tx.poolTransactionId + 1, initialized: false, deleted: false };
@@ -108,40 +115,38 @@ export async function createRegisteredDevice(
         s.ids.release(deviceId);
         throw err;
       }
-      const register = dm.inPhase('register', [
+      return dm.runSteps([
+        ...s.tx.beginSteps(hash, deviceId, { register: s.store.deviceWriteStep(hash, meta) }),
+        ...create,
         ...crashSteps('after-create-thin'),
-        s.store.deviceWriteStep(hash, meta),
-        s.store.deviceSetWriteStep({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId }),
-        s.store.syncStep(),
-        ...crashSteps('after-register'),
+        ...s.tx.commitSteps(),
       ]);
-      return dm.runSteps([...s.tx.beginSteps(hash, deviceId), ...create, ...register, ...s.tx.commitSteps()]);
     });
     if (!out.error) {
       s.tx.committed();
-      s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
-      s.deviceSetOnDisk = true;
       s.devices.set(hash, meta);
       return meta;
     }
     switch (out.failedPhase) {
       case 'intent':
+        // The files may be written without being durable: neither may stay.
         s.ids.release(deviceId);
-        s.tx.reset();
+        await s.store.removeDevice(hash).catch(() => undefined);
+        await s.tx.abandon().catch(() => s.tx.reset());
         throw out.error;
       case 'suspend':
       case 'create':
+        // Nothing was made in the pool; the device's file goes with the intent.
+        await s.store.removeDevice(hash);
         // An id made behind our back: leave it marked used, take the next one.
         if (out.failedPhase === 'create' && out.error.code === 'EEXIST') continue;
-        // Nothing was made.
         s.ids.release(deviceId);
         await s.tx.abandon();
         throw out.error;
       case 'resume':
-      case 'register':
-        // The thin id exists but is not registered (or the origin did not resume): undo in the
-        // pool; if that fails too, the open transaction rolls it back at next open.
-        if (out.failedPhase === 'resume') out.error.message += ` (the snapshot ${deviceId} was made and is deleted again; the origin may still be suspended)`;
+        // The snapshot was made but the origin did not resume: undo it in the pool; if that
+        // fails too, the open transaction rolls it back at next open.
+        out.error.message += ` (the snapshot ${deviceId} was made and is deleted again; the origin may still be suspended)`;
         await dm.deleteDevice(s.pool.name, deviceId);
         await s.store.removeDevice(hash).catch(() => undefined);
         s.ids.release(deviceId);
@@ -150,11 +155,17 @@ export async function createRegisteredDevice(
       default:
         // set_transaction_id failed: the device is registered, the transaction stays open and
         // the next open rolls it back.
-        s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
-        s.deviceSetOnDisk = true;
         throw out.error;
     }
   }
+}
+
+/** Writes deviceset-metadata with the allocator's next id (at init, base checks and shutdown). */
+export async function saveDeviceSet(s: DeviceSetState): Promise<void> {
+  const next = { ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId };
+  await s.store.writeDeviceSet(next);
+  s.deviceSet = next;
+  s.deviceSetOnDisk = true;
 }
 
 /**
@@ -234,13 +245,13 @@ export async function deactivate(s: DeviceSetState, hash: string, o: DeactivateO
  * open, in one native job: the device activated when it is not active (one kept active
  * after its unmount needs nothing), the thin target asked whether anything is mapped (a
  * device with nothing mapped is not discarded), the discard, and the device deactivated.
- * No process-wide sync. Returns whether it discarded; a device still busy at the end is
- * left active for the caller's retrying deactivation.
+ * No process-wide sync. Returns whether it discarded and whether the device is gone; a
+ * device still busy at the end is left active for the caller's retrying deactivation.
  */
-export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<boolean> {
+export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<{ discarded: boolean; gone: boolean }> {
   const name = nameOf(s, hash);
   const before = await dm.getInfo(name);
-  if (before && before.openCount > 0) return false;
+  if (before && before.openCount > 0) return { discarded: false, gone: false };
   const out = await dm.runSteps([
     // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
     ...dm.activationSteps(before, s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true, udevReap: s.options.udevReap }),
@@ -251,13 +262,13 @@ export async function discardBeforeDelete(s: DeviceSetState, hash: string, meta:
   if (!out.error) {
     s.activated.delete(hash);
     s.idle.delete(hash);
-    return discarded;
+    return { discarded, gone: true };
   }
   // Still busy (udev probing it, a process): the caller's deactivation retries, deferred
   // when enabled.
   if (out.failedPhase === 'remove' && out.error.code === 'EBUSY') {
     s.activated.add(hash);
-    return discarded;
+    return { discarded, gone: false };
   }
   // The discard failed on a device that is active now: it goes before the error is reported.
   if (before || out.failedPhase !== 'activate') {

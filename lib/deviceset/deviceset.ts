@@ -19,6 +19,7 @@ import {
   discardBeforeDelete,
   nameOf,
   refuseIfMounted,
+  saveDeviceSet,
   unknownDevice,
   withPoolLock,
 } from './devices';
@@ -400,14 +401,13 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       await tracedStep(
         () => ({ step: 'recovery', root, poolName: pool.name, detail: { rolledBack } }),
         async () => {
-          const r = await s.tx.recover(savedTransaction, {
-            forget: (hash, deviceId) => {
-              s.devices.delete(hash);
-              s.ids.release(deviceId);
-            },
-            hide: (hash) => s.devices.delete(hash),
-          });
+          const forget = (hash: string, deviceId: number): void => {
+            s.devices.delete(hash);
+            s.ids.release(deviceId);
+          };
+          const r = await s.tx.recover(savedTransaction, { forget, hide: (hash) => s.devices.delete(hash) });
           if (r) rolledBack.push(r);
+          rolledBack.push(...(await s.tx.dropUncommitted(s.devices, forget)));
         },
       );
       if (openOptions.doInit ?? true) await setupBaseImage(s);
@@ -539,10 +539,12 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       if (!meta) throw unknownDevice(hash);
       refuseIfMounted(this.s, hash);
       await checkPoolCanChange(this.s);
-      if (this.s.options.blkDiscard && !meta.deleted) detail.discarded = await discardBeforeDelete(this.s, hash, meta);
+      let gone = false;
+      if (this.s.options.blkDiscard && !meta.deleted) ({ discarded: detail.discarded, gone } = await discardBeforeDelete(this.s, hash, meta));
       const deferredOk = this.s.options.useDeferredDeletion && !opts.sync;
       try {
-        await deactivate(this.s, hash, { signal: opts.signal, deferred: this.s.options.useDeferredRemoval && !opts.sync });
+        // The discard's job removed the mapping already, when it could.
+        if (!gone) await deactivate(this.s, hash, { signal: opts.signal, deferred: this.s.options.useDeferredRemoval && !opts.sync });
         await withPoolLock(this.s, () => deleteRegisteredDevice(this.s, hash, meta));
       } catch (err) {
         if (!(deferredOk && err instanceof DevmapperError && err.code === 'EBUSY')) throw err;
@@ -874,13 +876,14 @@ export class DeviceSet extends EventEmitter<DeviceSetEvents> {
       );
     }
     s.idle.clear();
-    // Only when it moved (a create that failed after taking an id) or was never written.
+    // next_device_id, as Docker saved it at shutdown: only when it moved or was never written.
+    // A hint (open finds the used ids in the device files), so not saving it only warns.
     if (!s.deviceSetOnDisk || s.ids.nextDeviceId !== s.deviceSet.nextDeviceId)
-      await attempt(async () => {
-        await s.store.writeDeviceSet({ ...s.deviceSet, nextDeviceId: s.ids.nextDeviceId });
-        s.deviceSet.nextDeviceId = s.ids.nextDeviceId;
-        s.deviceSetOnDisk = true;
-      });
+      await saveDeviceSet(s).catch((err: unknown) =>
+        process.emitWarning(`next_device_id not saved in ${s.root}/metadata/deviceset-metadata: ${err instanceof Error ? err.message : String(err)}`, {
+          code: 'DEVMAPPER_METADATA_NOT_SAVED',
+        }),
+      );
     let pool: ShutdownResult['pool'] = s.pool.owned ? 'inactive' : 'external';
     if (s.pool.owned) {
       await attempt(async () => {

@@ -10,6 +10,7 @@
  * into one job: a libuv round trip per request would cost eight per file.
  */
 import { constants as osConstants } from 'node:os';
+import { statfsSync } from 'node:fs';
 import { chmod, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DevmapperError, ErrorCodes, invalidArgument } from '../errors';
@@ -63,6 +64,10 @@ const TEMP_PREFIX = '.tmp';
  * The metadata directory of a DeviceSet root. Create one per root, call {@link open} first.
  * Calls on the same file must be ordered by the caller; different files are independent.
  */
+/** Free blocks and inodes a create leaves for later deletes (see MetadataStore.checkRoomForDevice). */
+const ROOM_BLOCKS = 3;
+const ROOM_FILES = 3;
+
 export class MetadataStore {
   /** root/metadata */
   readonly dir: string;
@@ -113,6 +118,28 @@ export class MetadataStore {
   /** Writes a device's file atomically. */
   async writeDevice(hash: string, metadata: DeviceMetadata): Promise<void> {
     await runStepsOrThrow([this.deviceWriteStep(hash, metadata), this.syncStep()]);
+  }
+
+  /**
+   * Refuses (ENOSPC) unless the directory's file system keeps room for a device's file and,
+   * after it, the temporary files of the transaction that would delete it again: a create
+   * must never take the last blocks a delete needs to free space. One statfs(2), on the
+   * calling thread.
+   */
+  checkRoomForDevice(): void {
+    let st: ReturnType<typeof statfsSync>;
+    try {
+      st = statfsSync(this.dir);
+    } catch (err) {
+      throw fsError(err, 'statfs metadata directory', this.dir);
+    }
+    // A device's file, and then a delete's transaction file and rewrite beside the old ones.
+    // bfree, not bavail: the library runs as root, which may use the reserved blocks.
+    if (st.bfree < ROOM_BLOCKS || st.ffree < ROOM_FILES)
+      throw new DevmapperError(
+        `the metadata directory ${this.dir} is full (${st.bfree} blocks, ${st.ffree} inodes free): no room for another device and the transaction that would delete it`,
+        { code: 'ENOSPC', errno: osConstants.errno.ENOSPC, operation: 'create', device: this.dir },
+      );
   }
 
   /** Removes a device's file (no error if it is already gone) and makes that durable. */

@@ -10,7 +10,7 @@
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
 import { crashSteps } from './crash-points';
-import type { MetadataStore, TransactionMetadata } from './metadata-store';
+import type { DeviceMetadata, MetadataStore, TransactionMetadata } from './metadata-store';
 
 export interface RollbackResult {
   hash: string;
@@ -86,6 +86,24 @@ export class TransactionLog {
   }
 
   /**
+   * After {@link recover}: drops the device files of transactions the pool never committed
+   * (transaction_id above the pool's) that the transaction file does not name. A create
+   * writes the intent and the device's file before one directory fsync, and a power cut
+   * there may keep only the latter; since the fsync precedes create_thin/create_snap, such a
+   * device was never made in the pool. Returns what it dropped.
+   */
+  async dropUncommitted(devices: Map<string, DeviceMetadata>, forget: (hash: string, deviceId: number) => void): Promise<RollbackResult[]> {
+    const dropped: RollbackResult[] = [];
+    for (const [hash, meta] of [...devices]) {
+      if (meta.transactionId <= this.poolTransactionId) continue;
+      await this.store.removeDevice(hash);
+      forget(hash, meta.deviceId);
+      dropped.push({ hash, deviceId: meta.deviceId, deferred: false });
+    }
+    return dropped;
+  }
+
+  /**
    * Finishes a rollback deferred at open; a no-op when none is. Call with the pool lock held,
    * before any new transaction: a new intent would overwrite the transaction file that names
    * the unfinished one. `release` frees the device id once the pool no longer has it.
@@ -112,14 +130,17 @@ export class TransactionLog {
   /**
    * Opens a transaction for `deviceId` of `hash` in memory and returns the steps that save
    * its intent (durably). Run them first in the operation's native job; on failure before
-   * they completed, call {@link reset}.
+   * they completed, call {@link reset}. `register`: the device's file, written after the
+   * intent and made durable by the same directory fsync.
    */
-  beginSteps(hash: string, deviceId: number): dm.Step[] {
+  beginSteps(hash: string, deviceId: number, o: { register?: dm.Step } = {}): dm.Step[] {
     this.openTransactionId = this.poolTransactionId + 1;
     return dm.inPhase('intent', [
       this.store.transactionWriteStep({ openTransactionId: this.openTransactionId, deviceHash: hash, deviceId }),
-      this.store.syncStep(),
       ...crashSteps('after-intent'),
+      ...(o.register ? [o.register] : []),
+      this.store.syncStep(),
+      ...(o.register ? crashSteps('after-register') : []),
     ]);
   }
 

@@ -4,13 +4,15 @@
  * Then random cycles of operations and crash points. DEVMAPPER_CRASH_CYCLES sets the count:
  * 16 by default (`npm test`), 200 in `npm run test:soak`.
  */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm } from '../../lib';
 import { DeviceSet } from '../../lib/deviceset';
 import { describeKernel } from '../helpers/kernel-env';
 import { newRoot, readJson, runChild, testOptions, thinCheck } from '../helpers/deviceset';
 
-const CREATE_POINTS = ['after-intent', 'after-create-thin', 'after-register', 'before-set-transaction-id', 'after-set-transaction-id'];
+const CREATE_POINTS = ['after-intent', 'after-register', 'after-create-thin', 'before-set-transaction-id', 'after-set-transaction-id'];
 const DELETE_POINTS = ['after-intent', 'mid-delete', 'before-set-transaction-id', 'after-set-transaction-id'];
 const ALL_POINTS = [...new Set([...CREATE_POINTS, ...DELETE_POINTS])];
 const CYCLES = Number(process.env.DEVMAPPER_CRASH_CYCLES ?? '16');
@@ -79,6 +81,33 @@ describeKernel('DeviceSet crash safety', () => {
       await ds.shutdown();
     }
     await thinCheck(join(root, 'devicemapper', 'metadata'));
+  });
+
+  // A create writes its intent and its device file before one directory fsync; a power cut
+  // there may keep the device file alone (the transaction file still the committed one).
+  test('a device file of a transaction the pool never committed, without the intent naming it, is dropped at open', async () => {
+    const root = await newRoot();
+    const options = testOptions();
+    let ds = await DeviceSet.open(root, { options });
+    await ds.addDevice('image', '');
+    const committed = (await dm.getPoolStatus(ds.poolName)) as dm.ThinPoolStatusOk;
+    await ds.shutdown();
+    const tx = await readJson(join(root, 'metadata', 'transaction-metadata'));
+    expect(tx.open_transaction_id).toBe(committed.transactionId);
+    const ghost = { device_id: 40, size: 64 << 20, transaction_id: committed.transactionId + 1, initialized: false, deleted: false };
+    await writeFile(join(root, 'metadata', 'ghost'), JSON.stringify(ghost), { mode: 0o600 });
+    ds = await DeviceSet.open(root, { options });
+    try {
+      expect(await ds.list()).toEqual(['image']);
+      expect(existsSync(join(root, 'metadata', 'ghost'))).toBe(false);
+      await checkConsistent(ds, root);
+      // Its name and id are free again.
+      await ds.addDevice('ghost', 'image');
+      await ds.deleteDevice('ghost');
+      await ds.deleteDevice('image');
+    } finally {
+      await ds.shutdown();
+    }
   });
 
   test(`random cycles of operations and crash points (${CYCLES})`, async () => {

@@ -3,7 +3,7 @@
  * container chain, mounts, reopening from another process, thin_check after shutdown,
  * status, and ids that must never become paths.
  */
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DevmapperError, dm } from '../../lib';
@@ -20,7 +20,9 @@ describeKernel('DeviceSet life cycle', () => {
   jest.setTimeout(300_000);
 
   test("a fresh root has Docker's layout, names and metadata; the seed's chain works", async () => {
-    await withDeviceSet(async (ds, root) => {
+    const root = await newRoot();
+    let lastId = 0;
+    await withDeviceSet(async (ds) => {
       const st = await stat(root);
       const prefix = ds.devicePrefix;
       expect(prefix).toMatch(/^docker-\d+:\d+-\d+$/);
@@ -55,7 +57,9 @@ describeKernel('DeviceSet life cycle', () => {
       }
       const set = await readJson(join(root, 'metadata', 'deviceset-metadata'));
       expect(Object.keys(set)).toEqual(['next_device_id', 'BaseDeviceUUID', 'BaseDeviceFilesystem']);
-      expect(set.next_device_id).toBe(c1.device_id);
+      // As Docker: saved with the base's UUID, and again at shutdown (below), not per device.
+      expect(set.next_device_id).toBe(base.device_id);
+      lastId = c1.device_id as number;
       expect(set.BaseDeviceFilesystem).toBe('ext4');
       expect(set.BaseDeviceUUID).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       const tx = await readJson(join(root, 'metadata', 'transaction-metadata'));
@@ -88,7 +92,10 @@ describeKernel('DeviceSet life cycle', () => {
       await ds.deleteDevice('c1-init');
       await ds.deleteDevice('image');
       expect(await ds.list()).toEqual([]);
-    });
+    }, { root });
+    // Shutdown saved where the allocator got to.
+    expect((await readJson(join(root, 'metadata', 'deviceset-metadata'))).next_device_id).toBe(lastId);
+    await rm(join(root, '..'), { recursive: true, force: true });
   });
 
   test('a root made by one process is reopened by another with every device and file; thin_check is clean', async () => {
