@@ -5,6 +5,7 @@
 #include <sys/sem.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -31,15 +32,22 @@ struct Pending {
 };
 
 // Lock order: mu, then the libdm lock (the thread polls with both held; nobody takes mu while
-// holding the libdm lock).
-std::mutex mu;
-std::condition_variable work;  // a cookie was added, or stop asked
-std::condition_variable done;  // a cookie left the pending list
-std::vector<Pending> pending;
-std::thread worker;
-bool stopping = false;
-uint64_t reaped_total = 0;
-uint64_t timed_out_total = 0;
+// holding the libdm lock). Allocated once and never freed, and the thread is detached: at
+// process exit nothing of it is destroyed under a thread still using it (a joinable
+// std::thread destroyed at exit would abort the process).
+struct State {
+  std::mutex mu;
+  std::condition_variable work;  // a cookie was added, or stop asked
+  std::condition_variable done;  // a cookie left the pending list, or the thread ended
+  std::vector<Pending> pending;
+  bool running = false;  // the thread is looping
+  bool stopping = false;
+  uint64_t reaped_total = 0;
+  uint64_t timed_out_total = 0;
+};
+State& st = *new State();
+std::mutex& mu = st.mu;
+std::vector<Pending>& pending = st.pending;
 
 // /dev/mapper/NAME made to match the kernel by libdevmapper's own hand (dm_mknodes), with
 // the libdm lock held: a node where the device exists, none where it does not.
@@ -59,7 +67,7 @@ bool Finish(const Pending& p, Clock::time_point now, bool force) {
   if (!force) {
     int ready = 0;
     if (!dm_udev_wait_immediate(p.cookie, &ready) || ready) {
-      reaped_total++;
+      st.reaped_total++;
       struct stat st;
       if (p.removal && lstat(("/dev/mapper/" + p.name).c_str(), &st) == 0) MatchNode(p.name);
       return true;
@@ -68,7 +76,7 @@ bool Finish(const Pending& p, Clock::time_point now, bool force) {
   }
   dm_udev_complete(p.cookie);
   dm_udev_wait(p.cookie);
-  timed_out_total++;
+  st.timed_out_total++;
   MatchNode(p.name);
   return true;
 }
@@ -76,9 +84,9 @@ bool Finish(const Pending& p, Clock::time_point now, bool force) {
 void Loop() {
   auto delay = std::chrono::microseconds(100);
   std::unique_lock<std::mutex> lk(mu);
-  while (!stopping) {
+  while (!st.stopping) {
     if (pending.empty()) {
-      work.wait(lk, [] { return stopping || !pending.empty(); });
+      st.work.wait(lk, [] { return st.stopping || !pending.empty(); });
       delay = std::chrono::microseconds(100);
       continue;
     }
@@ -92,14 +100,33 @@ void Loop() {
       }
     }
     if (pending.size() != before) {
-      done.notify_all();
+      st.done.notify_all();
       delay = std::chrono::microseconds(100);
     } else if (delay < std::chrono::milliseconds(5)) {
       delay *= 2;
     }
     // Sleeps without mu: callers add cookies and wait meanwhile.
-    work.wait_for(lk, delay, [] { return stopping; });
+    st.work.wait_for(lk, delay, [] { return st.stopping; });
   }
+  st.running = false;
+  st.done.notify_all();
+}
+
+// At exit() (process.exit runs no environment cleanup hooks) the pending cookies' semaphores
+// are destroyed directly, without libdevmapper, whose lock another thread may hold: udev's
+// late udevcomplete then finds none, which it tolerates, and nothing is left behind.
+void DestroyPendingAtExit() {
+  std::unique_lock<std::mutex> lk(mu, std::try_to_lock);
+  for (int i = 0; i < 100 && !lk.owns_lock(); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    lk.try_lock();
+  }
+  if (!lk.owns_lock()) return;
+  for (const Pending& p : pending) {
+    int semid = semget(static_cast<key_t>(p.cookie), 1, 0);
+    if (semid >= 0) semctl(semid, 0, IPC_RMID);
+  }
+  pending.clear();
 }
 
 }  // namespace
@@ -108,11 +135,14 @@ void ReapCookie(uint32_t cookie, const std::string& name, bool removal, uint32_t
   std::lock_guard<std::mutex> lk(mu);
   pending.push_back(
       Pending{cookie, name, removal, Clock::now() + std::chrono::milliseconds(timeout_ms)});
-  if (!worker.joinable()) {
-    stopping = false;
-    worker = std::thread(Loop);
+  if (!st.running) {
+    static bool at_exit_registered = false;
+    if (!at_exit_registered) at_exit_registered = std::atexit(DestroyPendingAtExit) == 0;
+    st.stopping = false;
+    st.running = true;
+    std::thread(Loop).detach();
   }
-  work.notify_one();
+  st.work.notify_one();
 }
 
 bool NamePending(const std::string& name) {
@@ -125,8 +155,8 @@ bool NamePending(const std::string& name) {
 void WaitForName(const std::string& name) {
   std::unique_lock<std::mutex> lk(mu);
   // Each pending cookie has a deadline the thread enforces, so this wait is bounded too.
-  done.wait(lk, [&] {
-    if (stopping) return true;
+  st.done.wait(lk, [&] {
+    if (st.stopping) return true;
     for (const Pending& p : pending)
       if (p.name == name) return false;
     return true;
@@ -135,14 +165,14 @@ void WaitForName(const std::string& name) {
 
 ReaperStats GetReaperStats() {
   std::lock_guard<std::mutex> lk(mu);
-  return ReaperStats{pending.size(), reaped_total, timed_out_total};
+  return ReaperStats{pending.size(), st.reaped_total, st.timed_out_total};
 }
 
 ReaperStats SettleCookies(uint32_t timeout_ms) {
   std::unique_lock<std::mutex> lk(mu);
-  done.wait_for(lk, std::chrono::milliseconds(timeout_ms),
-                [] { return stopping || pending.empty(); });
-  return ReaperStats{pending.size(), reaped_total, timed_out_total};
+  st.done.wait_for(lk, std::chrono::milliseconds(timeout_ms),
+                   [] { return st.stopping || pending.empty(); });
+  return ReaperStats{pending.size(), st.reaped_total, st.timed_out_total};
 }
 
 int SweepAbandonedCookies(uint32_t min_age_s) {
@@ -175,22 +205,18 @@ int SweepAbandonedCookies(uint32_t min_age_s) {
 }
 
 void ShutdownReaper() {
-  std::thread t;
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    stopping = true;
-    t = std::move(worker);
-  }
-  work.notify_all();
-  done.notify_all();
-  if (t.joinable()) t.join();
-  std::lock_guard<std::mutex> lk(mu);
+  std::unique_lock<std::mutex> lk(mu);
+  st.stopping = true;
+  st.work.notify_all();
+  st.done.notify_all();
+  // The thread ends within one poll round (it sleeps at most 5 ms between rounds).
+  st.done.wait(lk, [] { return !st.running; });
   // Nobody waits for these any more: free their semaphores now rather than leak them.
   const auto now = Clock::now();
   for (const Pending& p : pending)
     if (!Finish(p, now, false)) Finish(p, now, true);
   pending.clear();
-  stopping = false;
+  st.stopping = false;
 }
 
 }  // namespace devmapper

@@ -46,9 +46,11 @@ async function verifyBase(s: DeviceSetState): Promise<void> {
   const meta = s.devices.get(BASE_HASH);
   if (!meta) return;
   const wasActive = (await dm.getInfo(nameOf(s, BASE_HASH))) !== null;
-  const path = await activateIfNeeded(s, BASE_HASH, meta);
+  // Only its superblock is read: the activation does not wait for udev's link.
+  const path = await activateIfNeeded(s, BASE_HASH, meta, { nodeNow: true });
   try {
-    const probed = await probeFilesystem(path);
+    // Named by its /dev/mapper path in errors, whichever node was opened.
+    const probed = await probeFilesystem(path, `/dev/mapper/${nameOf(s, BASE_HASH)}`);
     const want = s.deviceSet.baseDeviceUuid;
     if (want && probed.uuid !== want)
       throw new DevmapperError(

@@ -204,11 +204,23 @@ export async function deleteRegisteredDevice(s: DeviceSetState, hash: string, me
   throw out.error;
 }
 
-/** Activates the device unless it is active; a pending deferred remove is cancelled instead. */
-export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: DeviceMetadata): Promise<string> {
+/**
+ * Activates the device unless it is active; a pending deferred remove is cancelled instead.
+ * Returns /dev/mapper/NAME once udev made it; with `nodeNow` (a short use inside the library:
+ * a superblock probe) the activation does not wait for udev (udevReap) and the path is one
+ * that can be opened at once ({@link dm.usableDevicePath}).
+ */
+export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: DeviceMetadata, o: { nodeNow?: boolean } = {}): Promise<string> {
   const name = nameOf(s, hash);
+  const reap = o.nodeNow === true && s.options.udevReap;
   // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
-  const steps = dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true });
+  const steps = dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true, udevReap: reap });
+  if (reap) {
+    if (steps.length > 0) await dm.runStepsOrThrow(steps);
+    s.activated.add(hash);
+    s.idle.delete(hash);
+    return dm.usableDevicePath(name);
+  }
   if (steps.length > 0) await dm.runStepsOrThrow(steps);
   // Active already, from a mount that did not wait for udev: the caller gets a path that exists.
   else if (dm.udevReaperStats().pending > 0) await dm.udevWaitName(name);

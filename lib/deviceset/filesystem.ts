@@ -24,16 +24,16 @@ function formatUuid(b: Buffer): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Reads the superblock: ext4 (magic 0xEF53 at 1080) or xfs ('XFSB' at 0). */
-export async function probeFilesystem(device: string): Promise<ProbedFilesystem> {
+/** Reads the superblock: ext4 (magic 0xEF53 at 1080) or xfs ('XFSB' at 0). `label` names the device in errors (default its path). */
+export async function probeFilesystem(device: string, label = device): Promise<ProbedFilesystem> {
   // A device whose disk fails gives EIO here: typed, naming the device, like every other failure.
   const typed = (err: unknown) => {
     const e = err as NodeJS.ErrnoException;
-    return new DevmapperError(`reading the file system's superblock on ${device}: ${e.message}`, {
+    return new DevmapperError(`reading the file system's superblock on ${label}${label === device ? '' : ` (${device})`}: ${e.message}`, {
       code: typeof e.code === 'string' ? e.code : ErrorCodes.DM_FAILED,
       errno: typeof e.errno === 'number' ? Math.abs(e.errno) : undefined,
       operation: 'probe file system',
-      device,
+      device: label,
       cause: err,
     });
   };

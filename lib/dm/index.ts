@@ -30,7 +30,7 @@ export {
   udevSyncSupported,
   type DeviceInfo,
 } from './query';
-export { udevSettle, udevReaperStats, udevWaitName, sweepAbandonedUdevCookies, type UdevReaperStats } from './udev-reaper';
+export { udevSettle, udevReaperStats, udevWaitName, sweepAbandonedUdevCookies, usableDevicePath, type UdevReaperStats } from './udev-reaper';
 export {
   setTaskDefaults,
   getTaskDefaults,
