@@ -138,7 +138,12 @@ export class MetadataStore {
     if (st.bfree < ROOM_BLOCKS || st.ffree < ROOM_FILES)
       throw new DevmapperError(
         `the metadata directory ${this.dir} is full (${st.bfree} blocks, ${st.ffree} inodes free): no room for another device and the transaction that would delete it`,
-        { code: 'ENOSPC', errno: osConstants.errno.ENOSPC, operation: 'create', device: this.dir },
+        {
+          code: 'ENOSPC',
+          errno: osConstants.errno.ENOSPC,
+          operation: 'create',
+          device: this.dir,
+        },
       );
   }
 
