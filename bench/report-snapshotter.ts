@@ -117,7 +117,9 @@ export function snapshotterSection(r: GuestResult, p: SnapBenchResult): string[]
       'the client, its mount and its write are the same program for both. Cells: mean / p50 / p99.',
     '',
     backlogSentence(p.streams.some((s) => s.udevBacklog), {
-      served: 'for ours over gRPC the server\'s own settle, asked for with SIGUSR2 once ctrdbench has exited, so udev\'s work during that process\'s exit is not counted',
+      served:
+        "for ours over gRPC the server's own settle, asked for with SIGUSR2 once ctrdbench has exited, so udev's work during that process's exit is not counted; " +
+        "the served contenders' ctrdbench runs with --keep, so that the removal of its base snapshot after the lifecycles is not counted either, while its commit, before them, can be in part",
     }),
     '',
     'Options: ' +
