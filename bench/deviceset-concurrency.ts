@@ -4,7 +4,9 @@
  * number one after another, on one DeviceSet (its own root in the guest's /tmp, an image
  * device to snapshot). Wall time, throughput, one lifecycle's time, and the event loop's
  * delay while each runs (a fresh monitor each time, see concurrency.ts). The order of the two
- * alternates from repetition to repetition.
+ * alternates from repetition to repetition. With udev, each run's wall time and lifecycles
+ * carry the udev work it left behind (udev-backlog.ts; after the monitored run), and udev
+ * settles between runs.
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { combine, monitored } from './concurrency';
 import { deviceSetOptions, deviceSetSteps, timeSteps, unmountUnder } from './lifecycle';
 import { removeWithPrefix } from './pool';
 import { summarize } from './stats';
+import { emptyBacklog, settleReaper, UdevBacklog } from './udev-backlog';
 import type { DelayStats, DsConcurrencyResult } from './types';
 
 export interface DsConcurrencyPlan {
@@ -41,6 +44,10 @@ export async function measureDeviceSetConcurrency(plan: DsConcurrencyPlan): Prom
     const theDs = ds;
     const lifecycle = async (hash: string) => (await timeSteps(deviceSetSteps(theDs, hash, join(mnt, hash)))).ns;
     await lifecycle('warm-up');
+    const udev = new UdevBacklog(plan.udevSync);
+    await udev.quiesce(settleReaper);
+    const udevTaken = emptyBacklog();
+    const backlogMs = { serial: [] as number[], concurrent: [] as number[] };
 
     const eld = { serial: [] as DelayStats[], concurrent: [] as DelayStats[] };
     const serialMs: number[] = [];
@@ -64,7 +71,14 @@ export async function measureDeviceSetConcurrency(plan: DsConcurrencyPlan): Prom
     };
     for (let r = 0; r < plan.repetitions; r++) {
       const order = r % 2 === 0 ? (['serial', 'concurrent'] as const) : (['concurrent', 'serial'] as const);
-      for (const kind of order) await runs[kind](r);
+      for (const kind of order) {
+        await runs[kind](r);
+        // The settle after the run, in its wall time and shared out over its lifecycles.
+        const [wall, items] = kind === 'serial' ? [serialMs, serialNs] : [concurrentMs, concurrentNs];
+        const ms = (await udev.afterBatch(items, plan.parallel, settleReaper, udevTaken)) / 1e6;
+        wall[wall.length - 1] = (wall[wall.length - 1] as number) + ms;
+        backlogMs[kind].push(ms);
+      }
       log(
         `repetition ${r + 1}/${plan.repetitions}: ${plan.parallel} serially ${(serialMs[r]! / 1000).toFixed(1)} s, ` +
           `at once ${(concurrentMs[r]! / 1000).toFixed(1)} s`,
@@ -76,6 +90,9 @@ export async function measureDeviceSetConcurrency(plan: DsConcurrencyPlan): Prom
       repetitions: plan.repetitions,
       serialMs,
       concurrentMs,
+      serialBacklogMs: backlogMs.serial,
+      concurrentBacklogMs: backlogMs.concurrent,
+      ...(udevTaken.udevadmMs.length ? { udevadmSettleMs: udevTaken.udevadmMs } : {}),
       eldSerial: combine(eld.serial),
       eldConcurrent: combine(eld.concurrent),
       eldRuns: eld,

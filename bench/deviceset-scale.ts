@@ -16,7 +16,10 @@
  *      order rotating; V8's heap after a full GC before each open, and RSS and the heap
  *      after it;
  *   4. all roots open together, `lifecycles` DeviceSet lifecycles on each (the steps of
- *      lifecycle.ts, one untimed first), in batches going round the sizes.
+ *      lifecycle.ts, one untimed first), in batches going round the sizes; with udev each
+ *      batch carries the udev work it left behind (udev-backlog.ts).
+ *
+ * With udev, udev settles (untimed) before each timed open and between any two batches.
  *
  * The roots live side by side until the end, so that a slow spell of the shared machine
  * falls on all sizes alike rather than on the one being measured.
@@ -40,6 +43,7 @@ import { deviceSetOptions, deviceSetSteps, LAYER_BYTES, lifecycleStats, type Tim
 import { removeWithPrefix } from './pool';
 import { RawClient } from './raw-client';
 import { summarize } from './stats';
+import { emptyBacklog, settleReaper, UdevBacklog } from './udev-backlog';
 import type { DsScaleOpen, DsScalePoint, DsScaleResult, MemorySnapshot } from './types';
 
 export interface DsScalePlan {
@@ -206,7 +210,7 @@ export async function measureDeviceSetScale(plan: DsScalePlan): Promise<DsScaleR
   try {
     for (const size of [...plan.sizes].sort((a, b) => a - b)) {
       const dir = join(tmpdir(), `devmapper-bench-${process.pid}-dsscale-${size}`);
-      const r: Root = { size, dir, root: join(dir, 'root'), mnt: join(dir, 'mnt'), prefix: '', opens: [], timed: { ns: [], steps: [] }, ds: null, serial: 0 };
+      const r: Root = { size, dir, root: join(dir, 'root'), mnt: join(dir, 'mnt'), prefix: '', opens: [], timed: { ns: [], steps: [], udev: emptyBacklog() }, ds: null, serial: 0 };
       roots.push(r);
       await mkdir(r.root, { recursive: true, mode: 0o700 });
       await mkdir(r.mnt, { recursive: true, mode: 0o700 });
@@ -220,19 +224,27 @@ export async function measureDeviceSetScale(plan: DsScalePlan): Promise<DsScaleR
     }
     // One untimed open of each root first: in udev-off runs the first open after the fill
     // took up to twice as long as the next ones.
+    const udev = new UdevBacklog(plan.udevSync);
     for (const r of roots) await timedOpen(r, options);
     for (let k = 0; k < plan.opens; k++) {
-      for (const r of rotate(roots, k)) r.opens.push(await timedOpen(r, options));
+      for (const r of rotate(roots, k)) {
+        await udev.quiesce(settleReaper);
+        r.opens.push(await timedOpen(r, options));
+      }
       log(`opens ${k + 1}/${plan.opens}: ${roots.map((r) => `${r.size} devices ${(r.opens[k] as DsScaleOpen).ms.toFixed(0)} ms`).join(', ')}`);
     }
     for (const r of roots) {
       r.ds = await DeviceSet.open(r.root, { options });
       await lifecycles(r, 1, null);
     }
+    await udev.quiesce(settleReaper);
     const rounds = Math.ceil(plan.lifecycles / plan.batch);
     for (let k = 0; k < rounds; k++) {
       const b = Math.min(plan.batch, plan.lifecycles - k * plan.batch);
-      for (const r of rotate(roots, k)) await lifecycles(r, b, r.timed);
+      for (const r of rotate(roots, k)) {
+        await lifecycles(r, b, r.timed);
+        await udev.afterBatch(r.timed.ns, b, settleReaper, r.timed.udev!);
+      }
       log(`lifecycles, round ${k + 1}/${rounds}`);
     }
     const points = roots.map((r) => {

@@ -12,7 +12,10 @@
  * committed through its gRPC API as containerd's unpacker does (Prepare, mount, apply the
  * layer tar, unmount, Commit under the chain ID). Each contender has its own pool on sparse
  * loop files in the guest's /tmp: 1 GiB data, 128 MiB metadata, 64 MiB ext4 base.
- * Removal after each round is not timed.
+ * Removal after each round is not timed. With udev, ours' calls carry the udev work they left
+ * behind (udev-backlog.ts: the settle of this process's reaper after each round, which serves
+ * the gRPC contender too, shared out over the round's calls), and udev settles after each
+ * round's removals.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +30,7 @@ import { pack } from 'tar-stream';
 import { images, layers, serveSnapshotter, Snapshotter, sys } from '../dist';
 import { summarize } from './stats';
 import type { ImagesBenchResult, ImagesContender, ImagesLevel } from './types';
+import { type BacklogTaken, emptyBacklog, type Settle, settleReaper, UdevBacklog } from './udev-backlog';
 
 const PROTO_DIR = join(__dirname, '..', 'proto');
 export const DEVMAPPER_PROXY = (dir: string) => join(dir, 'containerd', 'devmapper-proxy');
@@ -84,8 +88,25 @@ async function writeOci(dir: string, ls: Buffer[]): Promise<void> {
   await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
 }
 
-/** c calls started at once, `rounds` times; each call's own latency in ns; cleanup after each round untimed. */
-async function measureLevel(c: number, rounds: number, make: (key: string) => Promise<void>, drop: (key: string) => Promise<void>, tag: string): Promise<number[]> {
+/** How a contender's rounds end: its udev backlog charged (ours: `settle`), udev settled after the removals. */
+interface Udev {
+  backlog: UdevBacklog;
+  settle: Settle | null;
+}
+
+/**
+ * c calls started at once, `rounds` times; each call's own latency in ns plus, for ours, its
+ * share of the udev backlog the round left (in `into`); cleanup after each round untimed.
+ */
+async function measureLevel(
+  c: number,
+  rounds: number,
+  make: (key: string) => Promise<void>,
+  drop: (key: string) => Promise<void>,
+  tag: string,
+  udev: Udev,
+  into: BacklogTaken,
+): Promise<number[]> {
   const samples: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const keys = Array.from({ length: c }, (_, i) => `${tag}-c${c}-r${r}-${i}`);
@@ -97,7 +118,9 @@ async function measureLevel(c: number, rounds: number, make: (key: string) => Pr
       }),
     );
     samples.push(...times);
+    await udev.backlog.charge(samples, c, udev.settle, into);
     for (const k of keys) await drop(k);
+    await udev.backlog.quiesce(udev.settle, into);
   }
   return samples;
 }
@@ -129,6 +152,12 @@ export async function measureImages(plan: ImagesPlan): Promise<ImagesBenchResult
   const result: ImagesBenchResult = { setup, peersDir: plan.peersDir, levels: [] };
   const ls = await imageLayers();
   const contenders: Partial<Record<ImagesContender, Record<number, number[]>>> = {};
+  const backlogs: Partial<Record<ImagesContender, Record<number, BacklogTaken>>> = {};
+  const backlog = new UdevBacklog(plan.udevSync);
+  /** The backlog record of contender `name` at level `c`. */
+  const taken = (name: ImagesContender, c: number): BacklogTaken => ((backlogs[name] ??= {})[c] ??= emptyBacklog());
+  const ours: Udev = { backlog, settle: settleReaper };
+  const theirs: Udev = { backlog, settle: null };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const rounds = (c: number) => Math.max(1, Math.ceil(plan.samples / c));
   try {
@@ -140,9 +169,10 @@ export async function measureImages(plan: ImagesPlan): Promise<ImagesBenchResult
       const { image } = await images.import(join(dir, 'oci'), { snapshotter: sn, name: 'bench' });
       const top = image.chainIds[image.chainIds.length - 1]!;
       log(`library: image imported (${image.chainIds.length} layers); levels ${plan.levels.join(', ')}`);
+      await backlog.quiesce(settleReaper);
       const lib: Record<number, number[]> = {};
       for (const c of plan.levels) {
-        lib[c] = await measureLevel(c, rounds(c), async (k) => void (await images.rootDisk('bench', k, { snapshotter: sn })), (k) => sn.remove(k), 'lib');
+        lib[c] = await measureLevel(c, rounds(c), async (k) => void (await images.rootDisk('bench', k, { snapshotter: sn })), (k) => sn.remove(k), 'lib', ours, taken('library', c));
         log(`library, ${c} at once: p50 ${(summarize(lib[c]!).p50 / 1e6).toFixed(1)} ms`);
       }
       contenders.library = lib;
@@ -152,7 +182,16 @@ export async function measureImages(plan: ImagesPlan): Promise<ImagesBenchResult
       try {
         const served: Record<number, number[]> = {};
         for (const c of plan.levels) {
-          served[c] = await measureLevel(c, rounds(c), async (k) => void (await call(cl, 'Prepare', { key: k, parent: top })), async (k) => void (await call(cl, 'Remove', { key: k })), 'srv');
+          // The server is in this process: its calls' cookies go to this process's reaper.
+          served[c] = await measureLevel(
+            c,
+            rounds(c),
+            async (k) => void (await call(cl, 'Prepare', { key: k, parent: top })),
+            async (k) => void (await call(cl, 'Remove', { key: k })),
+            'srv',
+            ours,
+            taken('served', c),
+          );
           log(`served, ${c} at once: p50 ${(summarize(served[c]!).p50 / 1e6).toFixed(1)} ms`);
         }
         contenders.served = served;
@@ -196,10 +235,19 @@ export async function measureImages(plan: ImagesPlan): Promise<ImagesBenchResult
             await call(cl, 'Commit', { name: chain[i], key });
           }
           log(`containerd: image committed (${chain.length} layers) through gRPC`);
+          await backlog.quiesce();
           const top = chain[chain.length - 1]!;
           const ctrd: Record<number, number[]> = {};
           for (const c of plan.levels) {
-            ctrd[c] = await measureLevel(c, rounds(c), async (k) => void (await call(cl, 'Prepare', { key: k, parent: top })), async (k) => void (await call(cl, 'Remove', { key: k })), 'ctrd');
+            ctrd[c] = await measureLevel(
+              c,
+              rounds(c),
+              async (k) => void (await call(cl, 'Prepare', { key: k, parent: top })),
+              async (k) => void (await call(cl, 'Remove', { key: k })),
+              'ctrd',
+              theirs,
+              taken('containerd', c),
+            );
             log(`containerd, ${c} at once: p50 ${(summarize(ctrd[c]!).p50 / 1e6).toFixed(1)} ms`);
           }
           contenders.containerd = ctrd;
@@ -218,8 +266,13 @@ export async function measureImages(plan: ImagesPlan): Promise<ImagesBenchResult
     await rm(dir, { recursive: true, force: true });
   }
   for (const c of plan.levels) {
-    const level: ImagesLevel = { concurrency: c, contenders: {} };
-    for (const [name, byLevel] of Object.entries(contenders) as [ImagesContender, Record<number, number[]>][]) level.contenders[name] = summarize(byLevel[c] ?? []);
+    const level: Required<ImagesLevel> = { concurrency: c, contenders: {}, udevBacklog: {}, udevadmSettleMs: {} };
+    for (const [name, byLevel] of Object.entries(contenders) as [ImagesContender, Record<number, number[]>][]) {
+      level.contenders[name] = summarize(byLevel[c] ?? []);
+      const t = backlogs[name]?.[c];
+      if (t?.backlog.length) level.udevBacklog[name] = summarize(t.backlog);
+      if (t?.udevadmMs.length) level.udevadmSettleMs[name] = t.udevadmMs;
+    }
     result.levels.push(level);
   }
   return result;

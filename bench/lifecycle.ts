@@ -16,6 +16,9 @@
  * Each contender has its own pool: raw and dmsetup share the run's bench pool (an ext4 image
  * device made there), the DeviceSet and the Driver each open a root of their own (loop files
  * in the guest's /tmp, like the bench pool) with an ext4 base of the same size.
+ *
+ * With udev, the DeviceSet's and the Driver's lifecycles carry the udev work they left
+ * behind (udev-backlog.ts), and udev settles between any two batches.
  */
 import { createHook } from 'node:async_hooks';
 import { statSync } from 'node:fs';
@@ -30,6 +33,7 @@ import * as sys from '../dist/sys';
 import type { RawClient } from './raw-client';
 import type { IdAllocator } from './single-ops';
 import { summarize } from './stats';
+import { backlogFields, type BacklogTaken, emptyBacklog, type Settle, settleReaper, UdevBacklog } from './udev-backlog';
 import {
   LIFECYCLE_STEPS,
   type LifecycleContenderName,
@@ -63,10 +67,14 @@ export interface Timed {
   /** ns per lifecycle, and per step of each (LIFECYCLE_STEPS order). */
   ns: number[];
   steps: number[][];
+  /** The udev backlog's share of each lifecycle (ours; in `ns` already) and the udevadm settles after the batches (udev-backlog.ts). */
+  udev?: BacklogTaken;
 }
 
 interface LifecycleContender {
   name: LifecycleContenderName;
+  /** Ours: waits for the udev work its calls left behind (null: it waits inside its calls). */
+  settle: Settle | null;
   run(count: number): Promise<Timed>;
 }
 
@@ -210,7 +218,7 @@ function rotate<T>(a: readonly T[], by: number): T[] {
   return [...a.slice(k), ...a.slice(0, k)];
 }
 
-/** Whole-lifecycle and per-step statistics of timed lifecycles. */
+/** Whole-lifecycle and per-step statistics of timed lifecycles, and their udev backlog. */
 export function lifecycleStats(t: Timed): LifecycleStats {
   const steps = Object.fromEntries(
     LIFECYCLE_STEPS.map((s, k) => {
@@ -218,7 +226,7 @@ export function lifecycleStats(t: Timed): LifecycleStats {
       return [s, { ...summarize(samples), samples }];
     }),
   ) as Record<LifecycleStep, LifecycleStats['steps'][LifecycleStep]>;
-  return { ...summarize(t.ns), samples: t.ns, steps };
+  return { ...summarize(t.ns), samples: t.ns, steps, ...(t.udev ? backlogFields(t.udev) : {}) };
 }
 
 export async function measureLifecycle(plan: LifecyclePlan): Promise<LifecycleResult> {
@@ -254,6 +262,7 @@ export async function measureLifecycle(plan: LifecyclePlan): Promise<LifecycleRe
     let serial = 0;
     const rawC: LifecycleContender = {
       name: 'raw',
+      settle: null,
       async run(count) {
         const from = plan.transactionId.value;
         const r = await plan.raw.lifecycle(count, {
@@ -320,38 +329,45 @@ export async function measureLifecycle(plan: LifecyclePlan): Promise<LifecycleRe
     };
     const contenders: LifecycleContender[] = [
       rawC,
-      { name: 'deviceSet', run: (n) => serially(n, dsLife) },
-      { name: 'driver', run: (n) => serially(n, driverLife) },
-      { name: 'dmsetup', run: (n) => serially(n, dmsetupLife) },
+      { name: 'deviceSet', settle: settleReaper, run: (n) => serially(n, dsLife) },
+      { name: 'driver', settle: settleReaper, run: (n) => serially(n, driverLife) },
+      { name: 'dmsetup', settle: null, run: (n) => serially(n, dmsetupLife) },
     ];
 
+    // The setup's udev work done before anything is timed, and after every untimed lifecycle.
+    const udev = new UdevBacklog(plan.udevSync);
+    await udev.quiesce(settleReaper);
     log(`warm-up: ${plan.warmup} lifecycle per contender`);
-    for (const c of contenders) await c.run(plan.warmup);
+    for (const c of contenders) {
+      await c.run(plan.warmup);
+      await udev.quiesce(c.settle);
+    }
     const hopsPerStep: LifecycleResult['hopsPerStep'] = {
       deviceSet: await countHops(dsSteps()),
       driver: await countHops(driverSteps()),
     };
+    await udev.quiesce(settleReaper);
     const hops: LifecycleResult['hops'] = {
       deviceSet: sumSteps(hopsPerStep.deviceSet!),
       driver: sumSteps(hopsPerStep.driver!),
     };
 
-    const taken = new Map<LifecycleContenderName, Timed>(contenders.map((c) => [c.name, { ns: [], steps: [] }]));
+    const taken = new Map<LifecycleContenderName, Timed>(contenders.map((c) => [c.name, { ns: [], steps: [], udev: emptyBacklog() }]));
     const rounds = Math.ceil(plan.iterations / plan.batch);
     for (let r = 0; r < rounds; r++) {
       const b = Math.min(plan.batch, plan.iterations - r * plan.batch);
       const active = contenders.filter((c) => c.name !== 'dmsetup' || r % plan.dmsetupEvery === 0);
       for (const c of rotate(active, r)) {
-        let t: Timed;
+        const into = taken.get(c.name)!;
         try {
-          t = await c.run(b);
+          const t = await c.run(b);
+          into.ns.push(...t.ns);
+          into.steps.push(...t.steps);
+          await udev.afterBatch(into.ns, b, c.settle, into.udev!);
         } catch (err) {
           if (err instanceof Error) err.message = `lifecycle ${c.name} (round ${r + 1}): ${err.message}`;
           throw err;
         }
-        const into = taken.get(c.name)!;
-        into.ns.push(...t.ns);
-        into.steps.push(...t.steps);
       }
       log(`round ${r + 1}/${rounds}`);
     }

@@ -1,5 +1,17 @@
-/** The peers' output (dockerdm bench, ctrdbench), parsed, and the samples behind its statistics. */
+/**
+ * The peers' output (dockerdm bench, ctrdbench), parsed, and the samples behind its
+ * statistics; and the line `devmapper snapshotter serve` prints on SIGUSR2.
+ */
 import { SNAP_STEPS, type SnapStep } from './types';
+
+/**
+ * `devmapper: udev settled in MS ms: N pending, N reaped, N timed out` (lib/cli/snapshotter.ts's
+ * settledLine), or null for any other line.
+ */
+export function parseSettledLine(line: string): { ms: number; pending: number; reaped: number; timedOut: number } | null {
+  const m = /udev settled in ([\d.]+) ms: (\d+) pending, (\d+) reaped, (\d+) timed out\s*$/.exec(line);
+  return m ? { ms: Number(m[1]), pending: Number(m[2]), reaped: Number(m[3]), timedOut: Number(m[4]) } : null;
+}
 
 /** `NAME mean_ms=.. p50_ms=.. p99_ms=..` and `NAME ms=..` lines of dockerdm's and ctrdbench's output. */
 export function parseBenchOutput(text: string): { n: number; values: Record<string, number>; rows: Record<string, { mean: number; p50: number; p99: number }> } {

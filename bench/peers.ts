@@ -14,6 +14,8 @@
  * deletion). The peers print only mean / p50 / p99 per step; with at most 3 lifecycles per
  * process those give back every sample (n = 3: max = p99, median = p50, min = 3 mean - p50 - p99),
  * so that the statistics over all batches are computed from samples, as for our contenders.
+ * With udev, the Driver's and the DeviceSet's lifecycles carry the udev work they left behind
+ * (udev-backlog.ts), and udev settles between any two batches.
  */
 import { execFile } from 'node:child_process';
 import { accessSync, constants, writeFileSync } from 'node:fs';
@@ -25,6 +27,7 @@ import { Driver } from '../dist/driver';
 import { timeSteps, unmountUnder } from './lifecycle';
 import { parseBenchOutput, samplesOf } from './peer-output';
 import { summarize } from './stats';
+import { backlogFields, type BacklogTaken, emptyBacklog, type Settle, settleReaper, UdevBacklog } from './udev-backlog';
 import { PEER_STEPS, type OpStats, type PeerContenderName, type PeerSetting, type PeersResult, type PeerStep, type PeerStream } from './types';
 
 /** Where the prebuilt peers live: ../shared/peers beside the repository. */
@@ -68,6 +71,7 @@ interface Taken {
   initMs: number[];
   baseMs: number[];
   wallMs: number[];
+  udev: BacklogTaken;
 }
 
 function emptyTaken(): Taken {
@@ -77,6 +81,7 @@ function emptyTaken(): Taken {
     initMs: [],
     baseMs: [],
     wallMs: [],
+    udev: emptyBacklog(),
   };
 }
 
@@ -86,6 +91,8 @@ interface Stream {
   options: string[];
   /** Also reported under this setting (the same measurement). */
   alsoAs?: PeerSetting;
+  /** Ours: waits for the udev work its calls left behind (null: the contender waits inside its calls). */
+  settle: Settle | null;
   run(count: number, into: Taken): Promise<void>;
   close(): Promise<unknown>;
 }
@@ -164,6 +171,7 @@ export async function measurePeers(plan: PeersPlan): Promise<PeersResult> {
         contender: 'driver',
         setting,
         options,
+        settle: settleReaper,
         async run(count, into) {
           for (let i = 0; i < count; i++) {
             const id = `peer${++serial}`;
@@ -192,6 +200,7 @@ export async function measurePeers(plan: PeersPlan): Promise<PeersResult> {
         contender: 'deviceSet',
         setting,
         options,
+        settle: settleReaper,
         async run(count, into) {
           for (let i = 0; i < count; i++) {
             const hash = `peer${++serial}`;
@@ -222,6 +231,7 @@ export async function measurePeers(plan: PeersPlan): Promise<PeersResult> {
         contender: 'docker',
         setting,
         options,
+        settle: null,
         async run(count, into) {
           const argv = [DOCKERDM(plan.peersDir), '--root', dockerRoot, ...options.flatMap((o) => ['--opt', o]), 'bench', String(count)];
           const r = await runProcess(argv, peerEnv);
@@ -238,6 +248,7 @@ export async function measurePeers(plan: PeersPlan): Promise<PeersResult> {
       setting: 'defaults',
       alsoAs: 'equal',
       options: CTRD_FLAGS,
+      settle: null,
       async run(count, into) {
         // A fresh root each run: ctrdbench makes a new pool (its name has the pid) and removes it at the end.
         const root = join(dir, `ctrd-${++ctrdRun}`);
@@ -253,15 +264,23 @@ export async function measurePeers(plan: PeersPlan): Promise<PeersResult> {
       },
     });
 
+    // The setup's udev work (pools, bases, image layers) done before anything is timed.
+    const udev = new UdevBacklog(plan.udevSync);
+    await udev.quiesce(settleReaper);
     if (plan.warmup > 0) {
       log(`warm-up: ${plan.warmup} lifecycle per contender and setting (dockerdm makes its pool and bench-image)`);
-      for (const s of streams) await s.run(plan.warmup, emptyTaken());
+      for (const s of streams) {
+        await s.run(plan.warmup, emptyTaken());
+        await udev.quiesce(s.settle);
+      }
     }
     const taken = new Map<Stream, Taken>(streams.map((s) => [s, emptyTaken()]));
     for (let r = 0; r < plan.rounds; r++) {
       for (const s of rotate(streams, r)) {
+        const into = taken.get(s)!;
         try {
-          await s.run(plan.batch, taken.get(s)!);
+          await s.run(plan.batch, into);
+          await udev.afterBatch(into.lifecycle, plan.batch, s.settle, into.udev);
         } catch (err) {
           if (err instanceof Error) err.message = `peers ${s.contender} ${s.setting} (round ${r + 1}): ${err.message}`;
           throw err;
@@ -278,6 +297,7 @@ export async function measurePeers(plan: PeersPlan): Promise<PeersResult> {
         options: s.options,
         lifecycle: withSamples(t.lifecycle),
         steps: Object.fromEntries(PEER_STEPS.map((k) => [k, withSamples(t.steps[k])])) as Record<PeerStep, OpStats>,
+        ...backlogFields(t.udev),
         ...(t.wallMs.length ? { processes: { initMs: t.initMs, baseMs: t.baseMs, wallMs: t.wallMs } } : {}),
       };
       out.push(stream);

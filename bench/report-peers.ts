@@ -1,4 +1,5 @@
 /** The peers and cli sections' tables, targets and charts (report.ts calls these). */
+import { backlogCell, backlogColumn, backlogSentence } from './report-udev';
 import { formatNs, formatRatio, ratio, type Stats } from './stats';
 import { type BarChart } from './svg';
 import {
@@ -51,18 +52,20 @@ function ratios(a: Stats | undefined, b: Stats | undefined): string {
 const ORDER: PeerContenderName[] = ['driver', 'deviceSet', 'docker', 'containerd'];
 
 function timesTable(p: PeersResult, setting: PeerSetting): string {
+  const measured = p.streams.some((s) => s.udevBacklog);
   const rows = ORDER.map((c) => {
     const s = stream(p, c, setting);
     const pr = pairs(s);
     return [
       `${LABEL[c]}${s?.sameAs ? ` (= its ${s.sameAs})` : ''}`,
       cell(s?.lifecycle),
+      ...(measured ? [backlogCell(s?.udevBacklog)] : []),
       ...PEER_STEPS.map((k) => cell(s?.steps[k])),
       formatNs(pr.up),
       formatNs(pr.down),
     ];
   });
-  return table(['contender', 'whole lifecycle', ...PEER_STEPS, 'create + get (means)', 'put + remove (means)'], rows);
+  return table(['contender', 'whole lifecycle', ...(measured ? [backlogColumn()] : []), ...PEER_STEPS, 'create + get (means)', 'put + remove (means)'], rows);
 }
 
 function ratioTable(p: PeersResult, setting: PeerSetting): string {
@@ -82,12 +85,14 @@ function ratioTable(p: PeersResult, setting: PeerSetting): string {
   return table(['peer time / our time (above 1: ours faster)', 'whole lifecycle', ...PEER_STEPS, 'create + get', 'put + remove'], rows);
 }
 
-/** Where the time is: per step, the Driver's mean against each peer's. */
+/** Where the time is: per step (and the udev backlog), the Driver's mean against each peer's. */
 function whereTable(p: PeersResult, setting: PeerSetting): string {
   const ours = stream(p, 'driver', setting);
   const peers = (['docker', 'containerd'] as const).map((c) => stream(p, c, setting));
-  const rows = [...PEER_STEPS, 'lifecycle'].map((k) => {
-    const get = (s: PeerStream | undefined) => (k === 'lifecycle' ? s?.lifecycle.mean : s?.steps[k as (typeof PEER_STEPS)[number]].mean) ?? NaN;
+  const backlog = ours?.udevBacklog ? ['udev backlog'] : [];
+  const rows = [...PEER_STEPS, ...backlog, 'lifecycle'].map((k) => {
+    const get = (s: PeerStream | undefined) =>
+      (k === 'lifecycle' ? s?.lifecycle.mean : k === 'udev backlog' ? s?.udevBacklog?.mean : s?.steps[k as (typeof PEER_STEPS)[number]].mean) ?? NaN;
     const o = get(ours);
     return [k, formatNs(o), `${ours ? ((100 * o) / ours.lifecycle.mean).toFixed(0) : '–'}%`, ...peers.flatMap((s) => [formatNs(get(s)), formatNs(o - get(s))])];
   });
@@ -102,7 +107,7 @@ function targetRows(r: GuestResult, p: PeersResult): string[][] {
     const peer = stream(p, c, setting);
     const m = ratio(peer?.lifecycle.mean, ours?.lifecycle.mean);
     const q = ratio(peer?.lifecycle.p50, ours?.lifecycle.p50);
-    rows.push([label, `${formatRatio(m)} mean, ${formatRatio(q)} p50`, met(m >= at, m), met(q >= at, q)]);
+    rows.push([label, `${formatRatio(m)} mean, ${formatRatio(q)} p50 (whole lifecycles${ours?.udevBacklog ? ', the udev backlog in ours' : ''})`, met(m >= at, m), met(q >= at, q)]);
   };
   for (const c of ['docker', 'containerd'] as const)
     one('defaults', c, factor, `Driver at least ${factor}x faster than ${LABEL[c]}, each with its defaults, udev ${r.udev}`);
@@ -126,6 +131,8 @@ export function peersSection(r: GuestResult, p: PeersResult): string[] {
     `Setup: ${p.setup}. The lifecycle: create a snapshot of the image layer, get (mount), write 26 bytes (no fsync), put (unmount), remove. ` +
       `containerd's steps are ${PEER_STEPS.map((k) => PEER_STEP_NAMES.containerd[k]).join(', ')}, shown under ours: its Prepare also activates the device (our get does) and its Remove deactivates it (our put does), ` +
       'so only the whole lifecycle and the pairs create + get and put + remove are like for like with it. Cells: mean / p50 / p99.',
+    '',
+    backlogSentence(p.streams.some((s) => s.udevBacklog)),
     '',
     'Options: ' +
       p.streams
@@ -180,7 +187,9 @@ export function peersChart(r: GuestResult, p: PeersResult, date: string): { file
     file: `peers-udev-${r.udev}.svg`,
     chart: {
       title: `A layer's lifecycle against Docker's driver and containerd's snapshotter, udev ${r.udev} (means, log scale)`,
-      subtitle: `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${date.slice(0, 10)}; ${p.rounds * p.batch} lifecycles each; containerd: prepare, mount, write, unmount, remove; its defaults = equal settings`,
+      subtitle:
+        `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${date.slice(0, 10)}; ${p.rounds * p.batch} lifecycles each; containerd: prepare, mount, write, unmount, remove; its defaults = equal settings` +
+        (p.streams.some((s) => s.udevBacklog) ? "; ours' whole lifecycle includes the udev backlog" : ''),
       groups: ['whole lifecycle', ...PEER_STEPS],
       series: shown.map((s) => ({
         name: `${s.contender} ${s.setting}`,

@@ -1,4 +1,5 @@
 /** The snapshotter section's tables and chart (report.ts calls these). */
+import { backlogCell, backlogColumn, backlogSentence } from './report-udev';
 import { formatNs, formatRatio, ratio, type Stats } from './stats';
 import { type BarChart } from './svg';
 import { type GuestResult, PEER_SETTINGS, type PeerSetting, SNAP_STEPS, type SnapBenchResult, type SnapContenderName, type SnapStream } from './types';
@@ -45,11 +46,13 @@ function statsOf(s: SnapStream | undefined, k: (typeof GROUPS)[number]): Stats |
 }
 
 function timesTable(p: SnapBenchResult, setting: PeerSetting): string {
+  const measured = p.streams.some((s) => s.udevBacklog);
   const rows = ORDER.map((c) => {
     const s = snapStream(p, c, setting);
-    return [`${LABEL[c]}${s?.sameAs ? ` (= its ${s.sameAs})` : ''}`, ...GROUPS.map((k) => cell(statsOf(s, k)))];
+    const [whole, ...steps] = GROUPS.map((k) => cell(statsOf(s, k)));
+    return [`${LABEL[c]}${s?.sameAs ? ` (= its ${s.sameAs})` : ''}`, whole as string, ...(measured ? [backlogCell(s?.udevBacklog)] : []), ...steps];
   });
-  return table(['contender', 'whole lifecycle', ...SNAP_STEPS], rows);
+  return table(['contender', 'whole lifecycle', ...(measured ? [backlogColumn()] : []), ...SNAP_STEPS], rows);
 }
 
 /** Per lifecycle and per step: mean / p50 / p99 ratios of the pairs in SNAP_RATIOS. */
@@ -62,18 +65,20 @@ export function snapRatioTable(p: SnapBenchResult, setting: PeerSetting): string
   return table(['time / time (above 1: the second faster)', 'whole lifecycle', ...SNAP_STEPS], rows);
 }
 
-/** Where each contender's time is: step means and their share of its lifecycle. */
+/** Where each contender's time is: step means (and the udev backlog's) and their share of its lifecycle. */
 function whereTable(p: SnapBenchResult, setting: PeerSetting): string {
   const streams = ORDER.map((c) => snapStream(p, c, setting));
-  const rows = GROUPS.map((k) => [
+  const backlog = streams.some((s) => s?.udevBacklog) ? (['udev backlog'] as const) : [];
+  const mean = (s: SnapStream | undefined, k: (typeof GROUPS)[number] | 'udev backlog') => (k === 'udev backlog' ? s?.udevBacklog : statsOf(s, k))?.mean ?? NaN;
+  const rows = [...GROUPS, ...backlog].map((k) => [
     k,
     ...streams.map((s) => {
-      const v = statsOf(s, k)?.mean ?? NaN;
-      const share = s && k !== 'lifecycle' ? ` (${((100 * v) / s.lifecycle.mean).toFixed(0)}%)` : '';
+      const v = mean(s, k);
+      const share = s && k !== 'lifecycle' && Number.isFinite(v) ? ` (${((100 * v) / s.lifecycle.mean).toFixed(0)}%)` : '';
       return `${formatNs(v)}${share}`;
     }),
-    formatNs((statsOf(streams[1], k)?.mean ?? NaN) - (statsOf(streams[0], k)?.mean ?? NaN)),
-    formatNs((statsOf(streams[3], k)?.mean ?? NaN) - (statsOf(streams[2], k)?.mean ?? NaN)),
+    formatNs(mean(streams[1], k) - mean(streams[0], k)),
+    formatNs(mean(streams[3], k) - mean(streams[2], k)),
   ]);
   return table(['step (means, share of the lifecycle)', ...ORDER.map((c) => LABEL[c]), 'ours: gRPC − in process', "containerd's: gRPC − in process"], rows);
 }
@@ -110,6 +115,12 @@ export function snapshotterSection(r: GuestResult, p: SnapBenchResult): string[]
       'In process: our Snapshotter called from this node process (mount(2) and umount2 through lib/sys), containerd\'s in ctrdbench\'s Go process. ' +
       'Over gRPC: `ctrdbench --socket` (containerd\'s proxy client) against `devmapper snapshotter serve` and against `devmapper-proxy` (containerd\'s snapshotter served); ' +
       'the client, its mount and its write are the same program for both. Cells: mean / p50 / p99.',
+    '',
+    backlogSentence(p.streams.some((s) => s.udevBacklog), {
+      served:
+        "for ours over gRPC the server's own settle, asked for with SIGUSR2 once ctrdbench has exited, so udev's work during that process's exit is not counted; " +
+        "the served contenders' ctrdbench runs with --keep, so that the removal of its base snapshot after the lifecycles is not counted either, while its commit, before them, can be in part",
+    }),
     '',
     'Options: ' +
       p.streams
@@ -151,7 +162,9 @@ export function snapshotterChart(r: GuestResult, p: SnapBenchResult, date: strin
     file: `snapshotter-udev-${r.udev}.svg`,
     chart: {
       title: `A snapshot's lifecycle: our Snapshotter against containerd's, in process and over gRPC, udev ${r.udev} (means, log scale)`,
-      subtitle: `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${date.slice(0, 10)}; ${p.rounds * p.batch} lifecycles each; containerd equal = with --discard, as ours`,
+      subtitle:
+        `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${date.slice(0, 10)}; ${p.rounds * p.batch} lifecycles each; containerd equal = with --discard, as ours` +
+        (p.streams.some((s) => s.udevBacklog) ? "; ours' whole lifecycle includes the udev backlog" : ''),
       groups: ['whole lifecycle', ...SNAP_STEPS],
       series: shown.map((s) => ({
         name: `${s.contender} ${s.setting}`,

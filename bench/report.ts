@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatBytes, formatNs, formatRatio, ratio, type Stats } from './stats';
 import { imagesSection } from './report-images';
+import { backlogCell, backlogColumn, backlogSentence } from './report-udev';
 import { cliChart, cliSection, peersChart, peersSection } from './report-peers';
 import { snapshotterChart, snapshotterSection } from './report-snapshotter';
 import { barChartSvg } from './svg';
@@ -255,18 +256,25 @@ function isThreadPoolHop(type: string): boolean {
   return type.startsWith('devmapper:') || type === 'FSREQPROMISE' || type === 'FSREQCALLBACK' || type === 'FILEHANDLECLOSEREQ';
 }
 
+/** Whether the run counted the udev backlog (older results did not). */
+function backlogMeasured(l: LifecycleResult): boolean {
+  return Object.values(l.contenders).some((s) => s?.udevBacklog);
+}
+
 function lifecycleTable(l: LifecycleResult): string {
   const raw = l.contenders.raw;
+  const measured = backlogMeasured(l);
   const rows = LIFECYCLE_CONTENDERS.map((c) => {
     const s = l.contenders[c];
     return [
       LIFECYCLE_LABEL[c],
       cell(s),
+      ...(measured ? [backlogCell(s?.udevBacklog)] : []),
       ...LIFECYCLE_STEPS.map((k) => cell(s?.steps[k])),
       `${formatRatio(ratio(s?.mean, raw?.mean))} / ${formatRatio(ratio(s?.p50, raw?.p50))}`,
     ];
   });
-  return table(['contender', 'whole lifecycle', ...LIFECYCLE_STEPS, '/ raw C'], rows);
+  return table(['contender', 'whole lifecycle', ...(measured ? [backlogColumn()] : []), ...LIFECYCLE_STEPS, '/ raw C'], rows);
 }
 
 function lifecycleTargets(r: GuestResult, l: LifecycleResult): string {
@@ -306,7 +314,9 @@ function hopsTable(l: LifecycleResult): string {
   const rows = (['deviceSet', 'driver'] as const).map((k) => {
     const h = l.hops[k] ?? {};
     const total = hopKinds.reduce((sum, t) => sum + (h[t] ?? 0), 0);
-    const over = (l.contenders[k]?.mean ?? NaN) - (raw ?? NaN);
+    // What the caller saw: the udev backlog is no thread hop.
+    const s = l.contenders[k];
+    const over = (s?.mean ?? NaN) - (s?.udevBacklog?.mean ?? 0) - (raw ?? NaN);
     return [
       LIFECYCLE_LABEL[k],
       ...hopKinds.map((t) => String(h[t] ?? 0)),
@@ -317,7 +327,14 @@ function hopsTable(l: LifecycleResult): string {
     ];
   });
   return `${table(
-    ['one lifecycle', ...hopKinds, 'thread-pool round trips', '× one hop', 'mean − raw C mean', 'other async resources (no thread)'],
+    [
+      'one lifecycle',
+      ...hopKinds,
+      'thread-pool round trips',
+      '× one hop',
+      `mean − raw C mean${backlogMeasured(l) ? ' (udev backlog left out)' : ''}`,
+      'other async resources (no thread)',
+    ],
     rows,
   )}\n\nOne hop in this run: ${formatNs(hop)} (fs.promises.stat ${formatNs(l.hopCost.asyncNs)} p50 against fs.statSync ${formatNs(l.hopCost.syncNs)}).`;
 }
@@ -356,6 +373,21 @@ function whereTable(l: LifecycleResult): string {
     }
     return row;
   });
+  // The udev backlog after the calls returned: no step, no hop; in the whole lifecycle.
+  const backlog = (k: LifecycleContenderName) => l.contenders[k]?.udevBacklog?.mean;
+  if (backlog('deviceSet') !== undefined || backlog('driver') !== undefined)
+    rows.splice(LIFECYCLE_STEPS.length, 0, [
+      'udev backlog (raw C waits for udev in its calls)',
+      '0',
+      formatNs(backlog('deviceSet') ?? NaN),
+      formatNs(backlog('deviceSet') ?? NaN),
+      '–',
+      '',
+      formatNs(backlog('driver') ?? NaN),
+      formatNs(backlog('driver') ?? NaN),
+      '–',
+      '',
+    ]);
   return table(
     [
       'step (means)',
@@ -384,6 +416,8 @@ function lifecycleSection(r: GuestResult, l: LifecycleResult): string[] {
       'unmount = unmountDevice / Driver.put / umount + rmdir + remove; delete = deleteDevice / Driver.remove / delete + set_transaction_id. ' +
       'raw C also writes the DeviceSet\'s metadata files (temporary file, fsync, rename, fsync of the directory); dmsetup writes none. ' +
       `DeviceSet and Driver options: ${l.options.join(' ')}.`,
+    '',
+    backlogSentence(backlogMeasured(l)),
     '',
     lifecycleTable(l),
     '',
@@ -454,6 +488,7 @@ function openLinearity(d: DsScaleResult): { growth: number; judged: boolean; why
 
 function dsScaleTable(d: DsScaleResult): string {
   const first = d.points[0];
+  const measured = d.points.some((p) => p.lifecycle.udevBacklog);
   const rows = d.points.map((p) => [
     String(p.devices),
     String(p.registered),
@@ -465,6 +500,7 @@ function dsScaleTable(d: DsScaleResult): string {
     formatBytes(openMemory(p, 'retained')),
     formatBytes(openMemory(p, 'external')),
     cell(p.lifecycle),
+    ...(measured ? [backlogCell(p.lifecycle.udevBacklog)] : []),
     `${formatRatio(ratio(p.lifecycle.mean, first?.lifecycle.mean))} / ${formatRatio(ratio(p.lifecycle.p50, first?.lifecycle.p50))}`,
   ]);
   return table(
@@ -479,6 +515,7 @@ function dsScaleTable(d: DsScaleResult): string {
       'heap: after open − before',
       'external',
       'lifecycle (mean / p50 / p99)',
+      ...(measured ? [`${backlogColumn()} (in the lifecycle)`] : []),
       'lifecycle / smallest (mean / p50)',
     ],
     rows,
@@ -547,6 +584,10 @@ function dsScaleSection(r: GuestResult, d: DsScaleResult): string[] {
       `Then all sizes open together and the DeviceSet lifecycle of the layer-lifecycle rows on each, ${cfg?.batch ?? '?'} at a time, the sizes in turn. ` +
       `Options: ${d.options.join(' ')}.`,
     '',
+    ...(d.points.some((p) => p.lifecycle.udevBacklog)
+      ? [backlogSentence(true, { others: false }) + ' udev also settles, untimed, before each timed open.']
+      : [backlogSentence(false)]),
+    '',
     dsScaleTable(d),
     '',
     'Lifecycle steps (mean / p50 / p99, and the mean against the smallest size):',
@@ -565,6 +606,9 @@ function dsConcurrencySection(r: GuestResult, d: DsConcurrencyResult): string[] 
     `${(serial / 1000).toFixed(2)} s`,
     `${(at / 1000).toFixed(2)} s`,
     formatRatio(serial / at),
+    ...(d.serialBacklogMs && d.concurrentBacklogMs
+      ? [`${(medianOf(d.serialBacklogMs) / 1000).toFixed(2)} s / ${(medianOf(d.concurrentBacklogMs) / 1000).toFixed(2)} s`]
+      : []),
     cell(d.serialItem),
     cell(d.concurrentItem),
     `${d.eldConcurrent.p50.toFixed(1)} / ${d.eldConcurrent.p99.toFixed(1)} / ${d.eldConcurrent.max.toFixed(0)} ms`,
@@ -578,12 +622,17 @@ function dsConcurrencySection(r: GuestResult, d: DsConcurrencyResult): string[] 
       'All started at once (Promise.all) against the same number one after another; event-loop delay from perf_hooks.monitorEventLoopDelay (1 ms resolution, a fresh monitor per run; across repetitions the median p50 and p99, the largest max).' +
       (r.udevSync && d.parallel < r.config.dsconcurrency.parallel ? ` With udev ${d.parallel} lifecycles instead of ${r.config.dsconcurrency.parallel}: each waits for udev twice.` : ''),
     '',
+    d.serialBacklogMs
+      ? 'Udev backlog: after each run (outside its event-loop monitor) the time until none of its reaped udev cookies was pending (`dm.udevSettle`) is added to its wall time and shared out equally over its lifecycles; then an untimed `udevadm settle -t 60` (with udev only) before the next run.'
+      : backlogSentence(false),
+    '',
     table(
       [
         'lifecycles',
         'one after another',
         'all at once',
         'throughput vs serial',
+        ...(d.serialBacklogMs ? ['udev backlog after the run, one after another / all at once (in the wall times)'] : []),
         'one lifecycle, serially',
         'one lifecycle, at once',
         'event-loop delay p50 / p99 / max, at once',
@@ -666,7 +715,9 @@ export function renderCharts(c: CombinedResult): { file: string; svg: string }[]
         file: `lifecycle-udev-${r.udev}.svg`,
         svg: barChartSvg({
           title: `Mean time of a layer's lifecycle and of its steps, udev ${r.udev} (log scale)`,
-          subtitle: `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${c.date.slice(0, 10)}; absolute times are not a real host's, the ratios are the point`,
+          subtitle:
+            `${r.kernel.sandbox ? 'sandbox kernel' : 'host kernel'} ${r.kernel.release}, ${c.date.slice(0, 10)}; absolute times are not a real host's, the ratios are the point` +
+            (backlogMeasured(l) ? "; ours' whole lifecycle includes the udev backlog" : ''),
           groups: ['whole lifecycle', ...LIFECYCLE_STEPS],
           series: LIFECYCLE_CONTENDERS.map((k) => ({
             name: LIFECYCLE_LABEL[k],

@@ -14,6 +14,11 @@
  * settings (discard before delete, synchronous remove: `--discard`); ours have one setting,
  * their defaults, which are the equal ones. ctrdbench prints mean / p50 / p99 per step; with
  * at most 3 lifecycles per process they give back every sample (peer-output.ts).
+ *
+ * With udev, ours carry the udev work their calls left behind (udev-backlog.ts): the in-process
+ * Snapshotter's through this process's reaper, the served one's through the server's own
+ * (SIGUSR2 makes it settle and print how long that took), and udev settles between any two
+ * batches.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, writeFileSync } from 'node:fs';
@@ -24,9 +29,10 @@ import { join, resolve } from 'node:path';
 import { Snapshotter, type SnapshotMount } from '../dist/snapshotter';
 import * as sys from '../dist/sys';
 import { timeSteps, unmountUnder } from './lifecycle';
-import { parseCtrdbenchBatch } from './peer-output';
+import { parseCtrdbenchBatch, parseSettledLine } from './peer-output';
 import { CTRD_FLAGS, CTRDBENCH, runProcess } from './peers';
 import { summarize } from './stats';
+import { backlogFields, type BacklogTaken, emptyBacklog, type Settle, SETTLE_TIMEOUT_MS, settleReaper, UdevBacklog } from './udev-backlog';
 import { SNAP_STEPS, type OpStats, type PeerSetting, type SnapBenchResult, type SnapContenderName, type SnapStep, type SnapStream } from './types';
 
 export const DEVMAPPER_PROXY = (dir: string) => join(dir, 'containerd', 'devmapper-proxy');
@@ -79,6 +85,7 @@ interface Taken {
   initMs: number[];
   baseMs: number[];
   wallMs: number[];
+  udev: BacklogTaken;
 }
 
 function emptyTaken(): Taken {
@@ -88,6 +95,7 @@ function emptyTaken(): Taken {
     initMs: [],
     baseMs: [],
     wallMs: [],
+    udev: emptyBacklog(),
   };
 }
 
@@ -97,6 +105,8 @@ interface Stream {
   options: string[];
   alsoAs?: PeerSetting;
   serverStartMs?: number;
+  /** Ours: waits for the udev work its calls left behind (null: containerd's wait inside their calls). */
+  settle: Settle | null;
   run(count: number, into: Taken): Promise<void>;
   close(): Promise<void>;
 }
@@ -118,6 +128,11 @@ interface Served {
   startMs: number;
   output(): string;
   stop(): Promise<void>;
+  /**
+   * `devmapper snapshotter serve` only: SIGUSR2, and the settle time (ns) of the server's udev
+   * reaper from the line it prints then (devmapper-proxy would die of the signal).
+   */
+  settle: Settle;
 }
 
 function connects(socket: string): Promise<boolean> {
@@ -141,10 +156,19 @@ async function startServer(argv: string[], socket: string, env: NodeJS.ProcessEn
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
+  // One SIGUSR2 at a time, answered by one line on stderr.
+  let partial = '';
+  let onSettleLine: ((line: string) => void) | null = null;
+  child.stderr?.on('data', (b: Buffer) => {
+    const lines = (partial + b.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (onSettleLine && /udev settle/.test(line)) onSettleLine(line);
+  });
   let exited: string | null = null;
   const exit = new Promise<void>((done) => {
     child.once('exit', (code, signal) => {
       exited = `exit status ${code ?? signal}`;
+      onSettleLine?.(`udev settle: ${argv[0]} ended with ${exited}`);
       done();
     });
     child.once('error', (err) => {
@@ -171,7 +195,24 @@ async function startServer(argv: string[], socket: string, env: NodeJS.ProcessEn
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, socket, startMs: Number(process.hrtime.bigint() - t0) / 1e6, output: () => text, stop };
+  const settle: Settle = () =>
+    new Promise((resolvePromise, reject) => {
+      if (exited !== null) return reject(new Error(`${argv[0]} ended (${exited}) before its udev settle`));
+      const timer = setTimeout(() => {
+        onSettleLine = null;
+        reject(new Error(`${argv.join(' ')}: no "udev settled" line ${(SETTLE_TIMEOUT_MS + 30_000) / 1000} s after SIGUSR2: ${text.trim().split('\n').slice(-3).join(' | ')}`));
+      }, SETTLE_TIMEOUT_MS + 30_000);
+      onSettleLine = (line) => {
+        onSettleLine = null;
+        clearTimeout(timer);
+        const s = parseSettledLine(line);
+        if (!s) reject(new Error(`${argv[0]}: ${line}`));
+        else if (s.pending > 0) reject(new Error(`${argv[0]}: ${s.pending} udev cookie(s) still pending after ${SETTLE_TIMEOUT_MS / 1000} s`));
+        else resolvePromise(Math.round(s.ms * 1e6));
+      };
+      child.kill('SIGUSR2');
+    });
+  return { child, socket, startMs: Number(process.hrtime.bigint() - t0) / 1e6, output: () => text, stop, settle };
 }
 
 export interface SnapPlan {
@@ -242,6 +283,7 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
       setting: 'defaults',
       ...(plan.settings.includes('equal') ? { alsoAs: 'equal' as const } : {}),
       options,
+      settle: settleReaper,
       async run(count, into) {
         for (let i = 0; i < count; i++) {
           const key = `bench-${++serial}`;
@@ -270,8 +312,11 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
     const libInit = { initMs: [openMs], baseMs: [baseMs] };
 
     // ctrdbench against a socket: a batch is one process, its own base snapshot on the server.
+    // --keep leaves that base there (until the server stops): its removal after the lifecycles
+    // would otherwise add its udev work (ours: a discard's activation and removal) to the
+    // backlog charged to them. The base's commit comes before them and is not kept out.
     const overSocket = (socket: string, what: string) => async (count: number, into: Taken) => {
-      const r = await runProcess([CTRDBENCH(plan.peersDir), '-n', String(count), '--socket', socket], env);
+      const r = await runProcess([CTRDBENCH(plan.peersDir), '-n', String(count), '--socket', socket, '--keep'], env);
       addCtrdbenchBatch(r.stdout, count, into, r.wallMs, what);
     };
 
@@ -287,6 +332,8 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
       ...(plan.settings.includes('equal') ? { alsoAs: 'equal' as const } : {}),
       options,
       serverStartMs: ours.startMs,
+      // The settle starts when ctrdbench has exited, a few tens of ms after its last Remove returned: udev's work meanwhile is not counted.
+      settle: ours.settle,
       run: overSocket(ourSocket, 'ctrdbench --socket (devmapper snapshotter serve)'),
       async close() {
         await ours.stop();
@@ -302,6 +349,7 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
           contender: 'containerd',
           setting,
           options: flags,
+          settle: null,
           async run(count, into) {
             const root = join(dir, `ctrd-${setting}-${++run}`);
             try {
@@ -326,6 +374,7 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
         setting,
         options: flags,
         serverStartMs: proxy.startMs,
+        settle: null,
         run: overSocket(socket, 'ctrdbench --socket (devmapper-proxy)'),
         async close() {
           await proxy.stop();
@@ -333,15 +382,24 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
       });
     }
 
+    // The setup's udev work (pools, bases, the servers' starts) done before anything is timed.
+    const udev = new UdevBacklog(plan.udevSync);
+    for (const s of streams) if (s.settle) await s.settle();
+    await udev.quiesce();
     if (plan.warmup > 0) {
       log(`warm-up: ${plan.warmup} lifecycle per contender and setting`);
-      for (const s of streams) await s.run(plan.warmup, emptyTaken());
+      for (const s of streams) {
+        await s.run(plan.warmup, emptyTaken());
+        await udev.quiesce(s.settle);
+      }
     }
     const taken = new Map<Stream, Taken>(streams.map((s) => [s, emptyTaken()]));
     for (let r = 0; r < plan.rounds; r++) {
       for (const s of rotate(streams, r)) {
+        const into = taken.get(s)!;
         try {
-          await s.run(plan.batch, taken.get(s)!);
+          await s.run(plan.batch, into);
+          await udev.afterBatch(into.lifecycle, plan.batch, s.settle, into.udev);
         } catch (err) {
           if (err instanceof Error) err.message = `snapshotter ${s.contender} ${s.setting} (round ${r + 1}): ${err.message}`;
           throw err;
@@ -359,6 +417,7 @@ export async function measureSnapshotters(plan: SnapPlan): Promise<SnapBenchResu
         options: s.options,
         lifecycle: withSamples(t.lifecycle),
         steps: Object.fromEntries(SNAP_STEPS.map((k) => [k, withSamples(t.steps[k])])) as Record<SnapStep, OpStats>,
+        ...backlogFields(t.udev),
         processes,
         ...(s.serverStartMs === undefined ? {} : { serverStartMs: s.serverStartMs }),
       };

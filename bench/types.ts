@@ -32,6 +32,26 @@ export interface OpStats extends Stats {
   samples: number[];
 }
 
+/**
+ * The udev work a contender's batches left behind (udev-backlog.ts). Absent in results from
+ * before it was measured: read as none.
+ */
+export interface UdevBacklogFields {
+  /**
+   * Ours (the DeviceSet's calls hand their udev cookies to a reaper and return before udev's
+   * rules ran): after each timed batch, the time until this process's reaper (or the served
+   * Snapshotter's) had no cookie pending, shared out equally over the batch's lifecycles: one
+   * sample per lifecycle, ns, already included in the lifecycle's samples. Absent for
+   * contenders that wait for udev inside their calls (raw C, dmsetup, the peers).
+   */
+  udevBacklog?: OpStats;
+  /**
+   * With udev, `udevadm settle -t 60` after each batch (and after the timed settle above),
+   * ms: untimed, in no figure; how long udev still had events queued before the next batch.
+   */
+  udevadmSettleMs?: number[];
+}
+
 export interface OpResult {
   op: OpName;
   contenders: Partial<Record<ContenderName, OpStats>>;
@@ -90,8 +110,9 @@ export type LifecycleStep = (typeof LIFECYCLE_STEPS)[number];
 export const LIFECYCLE_CONTENDERS = ['raw', 'deviceSet', 'driver', 'dmsetup'] as const;
 export type LifecycleContenderName = (typeof LIFECYCLE_CONTENDERS)[number];
 
-export interface LifecycleStats extends OpStats {
-  /** Per step: statistics and every sample (ns), in LIFECYCLE_STEPS order. */
+/** The whole lifecycle (its samples: the steps' sum plus the udevBacklog share, if any) and its steps. */
+export interface LifecycleStats extends OpStats, UdevBacklogFields {
+  /** Per step: statistics and every sample (ns), in LIFECYCLE_STEPS order: caller-visible latency. */
   steps: Record<LifecycleStep, OpStats>;
 }
 
@@ -179,13 +200,22 @@ export interface DsConcurrencyResult {
   options: string[];
   parallel: number;
   repetitions: number;
-  /** Wall time of each repetition, ms. */
+  /** Wall time of each repetition, ms, the udev backlog's settle after it included. */
   serialMs: number[];
   concurrentMs: number[];
+  /**
+   * The settle of the udev reaper after each run, ms (udev-backlog.ts): in serialMs and
+   * concurrentMs, and shared out equally over the run's lifecycles in serialItem and
+   * concurrentItem. Absent in results from before it was measured.
+   */
+  serialBacklogMs?: number[];
+  concurrentBacklogMs?: number[];
+  /** With udev, `udevadm settle -t 60` after each run, ms: untimed, in no figure. */
+  udevadmSettleMs?: number[];
   eldSerial: DelayStats;
   eldConcurrent: DelayStats;
   eldRuns: { serial: DelayStats[]; concurrent: DelayStats[] };
-  /** One lifecycle's time, serially and while all run at once. */
+  /** One lifecycle's time, serially and while all run at once (each with its share of the backlog). */
   serialItem: Stats;
   concurrentItem: Stats;
 }
@@ -268,14 +298,16 @@ export const PEER_STEP_NAMES: Record<PeerContenderName, Record<PeerStep, string>
   containerd: { create: 'prepare', get: 'mount', write: 'write', put: 'unmount', remove: 'remove' },
 };
 
-export interface PeerStream {
+export interface PeerStream extends UdevBacklogFields {
   contender: PeerContenderName;
   setting: PeerSetting;
   /** The options or flags it ran with (Docker's dm.* keys; ctrdbench's flags). */
   options: string[];
   /** The equal setting is this contender's defaults: the same measurement is shown under both. */
   sameAs?: PeerSetting;
+  /** The whole lifecycle: its steps plus, for ours, the udevBacklog share. */
   lifecycle: OpStats;
+  /** Each step as the caller saw it. */
   steps: Record<PeerStep, OpStats>;
   /**
    * The peers' processes (one per batch): their own Init (dockerdm's `init ms`, ctrdbench's
@@ -327,14 +359,16 @@ export type SnapStep = (typeof SNAP_STEPS)[number];
 export const SNAP_CONTENDERS = ['snapshotter', 'snapshotterGrpc', 'containerd', 'containerdGrpc'] as const;
 export type SnapContenderName = (typeof SNAP_CONTENDERS)[number];
 
-export interface SnapStream {
+export interface SnapStream extends UdevBacklogFields {
   contender: SnapContenderName;
   setting: PeerSetting;
   /** Our dm.* options, or ctrdbench's / devmapper-proxy's flags. */
   options: string[];
   /** The equal settings are this contender's defaults: the same measurement, shown under both. */
   sameAs?: PeerSetting;
+  /** The whole lifecycle: its steps plus, for ours, the udevBacklog share. */
   lifecycle: OpStats;
+  /** Each step as the caller (or ctrdbench) saw it. */
   steps: Record<SnapStep, OpStats>;
   /**
    * ctrdbench's processes (one per batch): their Init (pool and snapshotter, or the gRPC
@@ -366,7 +400,16 @@ export type ImagesContender = (typeof IMAGES_CONTENDERS)[number];
 /** One concurrency level: each contender's per-call latency (ns) with that many calls at once. */
 export interface ImagesLevel {
   concurrency: number;
+  /** Per call: its latency plus, for ours, its share of the udev backlog. */
   contenders: Partial<Record<ImagesContender, Stats>>;
+  /**
+   * Ours: the settle of the udev reaper after each round of calls, shared out equally over the
+   * round's calls, ns per call (udev-backlog.ts); included in `contenders`. Absent in results
+   * from before it was measured.
+   */
+  udevBacklog?: Partial<Record<ImagesContender, Stats>>;
+  /** With udev, `udevadm settle -t 60` after each round (its removals done), ms: untimed, in no figure. */
+  udevadmSettleMs?: Partial<Record<ImagesContender, number[]>>;
 }
 
 export interface ImagesBenchResult {

@@ -2,7 +2,8 @@
  * `devmapper snapshotter serve` as containerd meets it: a unix socket of mode 0600 speaking
  * containerd.services.snapshots.v1, containerd's error kinds as gRPC statuses, the RPCs the
  * conformance suite never calls (Mounts, Usage, Cleanup), a second server on the root
- * refused, and SIGTERM: the call in flight finishes, the server exits 0, the socket goes.
+ * refused, and SIGTERM: the call in flight finishes, the server exits 0, the socket goes;
+ * SIGUSR2: the server waits for the udev work its calls left and says so on stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -27,13 +28,13 @@ function call(c: Client, method: string, req: object): Promise<Record<string, un
   return new Promise((resolve, reject) => c[method]!(req, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
-function serve(root: string, socket: string): { proc: ChildProcess; exit: Promise<{ code: number | null; stderr: string }> } {
+function serve(root: string, socket: string): { proc: ChildProcess; exit: Promise<{ code: number | null; stderr: string }>; stderr: () => string } {
   const args = [CLI, '--root', root, ...testOptions().flatMap((o) => ['-o', o]), 'snapshotter', 'serve', '--socket', socket];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<{ code: number | null; stderr: string }>((resolve) => proc.on('exit', (code) => resolve({ code, stderr })));
-  return { proc, exit };
+  return { proc, exit, stderr: () => stderr };
 }
 
 async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise<void> {
@@ -90,6 +91,14 @@ describeKernel('snapshotter serve', () => {
       await expect(call(c, 'Commit', { name: 'n', key: 'v' })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
       await expect(call(c, 'Prepare', { key: '', parent: '' })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
       expect(await call(c, 'Cleanup', {})).toEqual({});
+
+      // SIGUSR2 after a prepare and a remove: udev is done with what they left, one line says so.
+      await call(c, 'Prepare', { key: 'udev', parent: 'layer' });
+      await call(c, 'Remove', { key: 'udev' });
+      const before = server.stderr().length;
+      server.proc.kill('SIGUSR2');
+      await waitFor(() => /udev settled in/.test(server.stderr().slice(before)), 'the udev settled line');
+      expect(server.stderr().slice(before)).toMatch(/^devmapper: udev settled in \d+\.\d{3} ms: 0 pending, \d+ reaped, 0 timed out$/m);
 
       // A second server on the same root: the DeviceSet's root lock refuses it (exit 4).
       const second = serve(root, join(root, '..', 'other.sock'));
