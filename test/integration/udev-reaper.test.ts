@@ -139,8 +139,9 @@ describeKernel('the udev reaper: DeviceSet calls do not wait for udev', () => {
     const options = typedTestOptions({ keepActive: 0 });
     const semBefore = semaphoreCount();
     await mkdir(RULES_DIR, { recursive: true });
-    // The child's events take 2 s each: its cookies are certainly pending when it dies.
-    await writeFile(SLOW_RULE, 'KERNEL=="dm-[0-9]*", ENV{DM_UDEV_DISABLE_LIBRARY_FALLBACK_FLAG}=="1", PROGRAM="/bin/sleep 2"\n');
+    // The child's events take 8 s each: its cookies are certainly pending when it dies, even
+    // on a loaded machine.
+    await writeFile(SLOW_RULE, 'KERNEL=="dm-[0-9]*", ENV{DM_UDEV_DISABLE_LIBRARY_FALLBACK_FLAG}=="1", PROGRAM="/bin/sleep 8"\n');
     let child: Awaited<ReturnType<typeof runChild>>;
     try {
       await execFileP('udevadm', ['control', '--reload']);
