@@ -203,6 +203,8 @@ export interface NativeAddon {
   /** Resolves once no reaped cookie of this device-mapper name is pending. */
   udevWaitName(name: string): Promise<void>;
   sweepAbandonedUdevCookies(minAgeSeconds: number): number;
+  /** The path to open a device-mapper device by now: /dev/mapper/NAME, or /dev/dm-MINOR while udev still makes the former. */
+  usableDevicePath(name: string): Promise<string>;
   cookieSupported(): boolean;
   loopAttach(
     file: string,

@@ -61,6 +61,17 @@ Napi::Value UdevWaitNameJs(const Napi::CallbackInfo& info) {
       [](Napi::Env env, const bool&) -> Napi::Value { return env.Undefined(); });
 }
 
+// usableDevicePath(name): resolves with the path to open device `name` by now (see step_plan.h).
+Napi::Value UsableDevicePathJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(info.Env(), "usableDevicePath(name): name must be a string");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return FnWorker<std::string>::Start(
+      info.Env(), "devmapper:usableDevicePath",
+      [name](std::string* r, NativeError* e) { *r = UsableDevicePath(name, e); },
+      [](Napi::Env env, const std::string& r) -> Napi::Value { return Napi::String::New(env, r); });
+}
+
 // sweepAbandonedUdevCookies(minAgeSeconds): how many abandoned cookie semaphores were destroyed.
 Napi::Value SweepAbandonedCookiesJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber())
@@ -165,6 +176,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sweepAbandonedUdevCookies",
               Napi::Function::New(env, SweepAbandonedCookiesJs, "sweepAbandonedUdevCookies"));
   exports.Set("udevWaitName", Napi::Function::New(env, UdevWaitNameJs, "udevWaitName"));
+  exports.Set("usableDevicePath", Napi::Function::New(env, UsableDevicePathJs, "usableDevicePath"));
   exports.Set("udevReaperStats", Napi::Function::New(env, UdevReaperStatsJs, "udevReaperStats"));
   exports.Set("EventWatcher", EventWatcher::Define(env));
   exports.Set("libraryVersion", Napi::Function::New(env, LibraryVersion, "libraryVersion"));

@@ -178,6 +178,14 @@ std::string DevicePath(const std::string& name, const DeviceNumbers& known, Nati
   return mapper;
 }
 
+}  // namespace
+
+std::string UsableDevicePath(const std::string& name, NativeError* e) {
+  return DevicePath(name, DeviceNumbers(), e);
+}
+
+namespace {
+
 void RunStep(const Step& s, StepResult* r, NativeError* e, const DeviceNumbers& known) {
   switch (s.kind) {
     case StepKind::kTask:

@@ -5,7 +5,16 @@
 
 #include <napi.h>
 
+#include <string>
+
+#include "native_error.h"
+
 namespace devmapper {
+
+// The block device to open for device-mapper device `name` now: /dev/mapper/NAME, or while
+// the udev reaper still holds one of its cookies, the kernel's /dev/dm-MINOR (waiting for udev
+// where there is no devtmpfs). On the calling (worker) thread: it may run an info task.
+std::string UsableDevicePath(const std::string& name, NativeError* e);
 
 // runSteps(steps) -> Promise<{ results, failedStep, error }>
 //

@@ -90,7 +90,7 @@ export async function checkPoolCanGrow(s: DeviceSetState): Promise<void> {
  * durable together (one directory fsync), the thin id created, set_transaction_id. A crash
  * before the commit leaves a device file whose transaction the pool never committed: the
  * next open drops it (the open transaction's rollback, or, should only the device's file
- * have reached the disk, {@link TransactionLog.recover}'s check of every file's
+ * have reached the disk, {@link TransactionLog.dropUncommitted}, which checks every file's
  * transaction_id). next_device_id is written at init and shutdown, as Docker did, not per
  * device: the allocator finds the used ids from the device files. The phase that failed
  * decides the undo.
@@ -132,7 +132,8 @@ export async function createRegisteredDevice(
         // The files may be written without being durable: neither may stay.
         s.ids.release(deviceId);
         await s.store.removeDevice(hash).catch(() => undefined);
-        await s.tx.abandon().catch(() => s.tx.reset());
+        // (abandon forgets the intent in memory first; its rewrite may fail on a full disk.)
+        await s.tx.abandon().catch(() => undefined);
         throw out.error;
       case 'suspend':
       case 'create':
@@ -215,18 +216,13 @@ export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: De
   const reap = o.nodeNow === true && s.options.udevReap;
   // Layers are found by name, never by UUID: skip udev's disk and other rules (blkid, links).
   const steps = dm.activationSteps(await dm.getInfo(name), s.pool.name, name, meta.deviceId, meta.size, { udevPrivate: true, udevReap: reap });
-  if (reap) {
-    if (steps.length > 0) await dm.runStepsOrThrow(steps);
-    s.activated.add(hash);
-    s.idle.delete(hash);
-    return dm.usableDevicePath(name);
-  }
   if (steps.length > 0) await dm.runStepsOrThrow(steps);
-  // Active already, from a mount that did not wait for udev: the caller gets a path that exists.
-  else if (dm.udevReaperStats().pending > 0) await dm.udevWaitName(name);
   s.activated.add(hash);
   // The caller's now, until it deactivates it: not one to evict.
   s.idle.delete(hash);
+  if (reap) return dm.usableDevicePath(name);
+  // Active already, from a mount that did not wait for udev: the caller gets a path that exists.
+  if (steps.length === 0 && dm.udevReaperStats().pending > 0) await dm.udevWaitName(name);
   return `/dev/mapper/${name}`;
 }
 

@@ -967,7 +967,6 @@ async function activeDevicesOfRoot(prefix: string, poolNames: string[]): Promise
     .map((n) => (n === base ? BASE_HASH : n.slice(start.length)));
 }
 
-/** The mount points of this mount namespace by device ("major:minor"), from /proc/self/mountinfo. */
 /**
  * How long after udev completed it a cookie nobody collected counts as abandoned: well past
  * any waiter's bound (ours is the udev wait bound; libdevmapper's own waiters collect within
@@ -977,6 +976,7 @@ function abandonedCookieAgeSeconds(udevWaitTimeoutMs: number): number {
   return Math.max(60, Math.ceil((2 * udevWaitTimeoutMs) / 1000));
 }
 
+/** The mount points of this mount namespace by device ("major:minor"), from /proc/self/mountinfo. */
 async function mountPointsByDevice(): Promise<Map<string, string[]>> {
   const byDevice = new Map<string, string[]>();
   const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');

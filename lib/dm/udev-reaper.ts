@@ -3,9 +3,7 @@
  * caller's path (see src-native/udev_reaper.h). Each cookie stays bounded by its task's udev
  * wait bound; these calls say how many are pending and wait for them.
  */
-import { statSync } from 'node:fs';
 import { native, type UdevReaperStats } from '../native';
-import { getInfo } from './query';
 
 export type { UdevReaperStats };
 
@@ -42,36 +40,14 @@ export function sweepAbandonedUdevCookies(minAgeSeconds: number): number {
   return native().sweepAbandonedUdevCookies(minAgeSeconds);
 }
 
-/** The kernel's dev_t of major:minor, as stat(2) reports st_rdev. */
-function makedev(major: number, minor: number): number {
-  return (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12);
-}
-
 /**
- * A path to open device-mapper device `name` by, now: /dev/mapper/NAME when it is there;
- * while udev is still making it (an activation handed to the reaper), the kernel's own
- * /dev/dm-MINOR (devtmpfs made it with the device); without devtmpfs, once udev is done.
+ * A path to open device-mapper device `name` by, now: /dev/mapper/NAME, or, while udev is
+ * still making it (an activation handed to the reaper), the kernel's own /dev/dm-MINOR
+ * (devtmpfs made it with the device); without devtmpfs, once udev is done. The same choice a
+ * native job makes for its mount and discard steps.
  *
  * @internal
  */
-export async function usableDevicePath(name: string): Promise<string> {
-  const mapper = `/dev/mapper/${name}`;
-  try {
-    statSync(mapper);
-    return mapper;
-  } catch {
-    // not there yet
-  }
-  const info = await getInfo(name);
-  if (info) {
-    const node = `/dev/dm-${info.minor}`;
-    try {
-      const st = statSync(node);
-      if (st.isBlockDevice() && st.rdev === makedev(info.major, info.minor)) return node;
-    } catch {
-      // no devtmpfs
-    }
-  }
-  await udevWaitName(name);
-  return mapper;
+export function usableDevicePath(name: string): Promise<string> {
+  return native().usableDevicePath(name);
 }
