@@ -1,6 +1,7 @@
 'use strict';
 // What the addon does without a device-mapper kernel, many times over, for valgrind
-// (scripts/test-valgrind.sh): loading, libdevmapper's version and udev queries, dm tasks
+// (scripts/test-valgrind.sh): loading, libdevmapper's version and udev queries, the udev
+// reaper's calls with nothing pending, dm tasks
 // that fail (no device-mapper: libdevmapper's error path and log capture), step jobs of file
 // steps (write, create, mkdir, fsync, unlink, rmdir, a failing step), loop devices (attach,
 // status, find, capacity, size, discard, detach), mount and unmount of a tmpfs, the private
@@ -32,6 +33,12 @@ async function round(dir, i) {
   await rejects(dm.listDevices());
   await rejects(dm.getInfo(`valgrind-${i}`));
   await rejects(dm.createDevice('/dev/mapper/valgrind-pool', 1));
+  // The udev reaper with nothing handed to it: counts, a settle, a sweep, a node path.
+  assert.deepEqual(dm.udevReaperStats(), { pending: 0, reaped: 0, timedOut: 0 });
+  assert.equal((await dm.udevSettle(10)).pending, 0);
+  assert.equal(typeof dm.sweepAbandonedUdevCookies(3600), 'number');
+  assert.equal(await dm.usableDevicePath(`valgrind-${i}`), `/dev/mapper/valgrind-${i}`);
+  await dm.udevWaitName(`valgrind-${i}`);
 
   // A step job of file steps, and one that fails at its second step.
   const d = join(dir, `steps-${i}`);
