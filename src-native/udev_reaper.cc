@@ -68,8 +68,8 @@ bool Finish(const Pending& p, Clock::time_point now, bool force) {
     int ready = 0;
     if (!dm_udev_wait_immediate(p.cookie, &ready) || ready) {
       st.reaped_total++;
-      struct stat st;
-      if (p.removal && lstat(("/dev/mapper/" + p.name).c_str(), &st) == 0) MatchNode(p.name);
+      struct stat node;
+      if (p.removal && lstat(("/dev/mapper/" + p.name).c_str(), &node) == 0) MatchNode(p.name);
       return true;
     }
     if (now < p.deadline) return false;

@@ -60,14 +60,14 @@ export const TRANSACTION_FILE = 'transaction-metadata';
 /** Temporary files start with this; Docker's os.CreateTemp(dir, ".tmp") did the same. */
 const TEMP_PREFIX = '.tmp';
 
-/**
- * The metadata directory of a DeviceSet root. Create one per root, call {@link open} first.
- * Calls on the same file must be ordered by the caller; different files are independent.
- */
 /** Free blocks and inodes a create leaves for later deletes (see MetadataStore.checkRoomForDevice). */
 const ROOM_BLOCKS = 3;
 const ROOM_FILES = 3;
 
+/**
+ * The metadata directory of a DeviceSet root. Create one per root, call {@link open} first.
+ * Calls on the same file must be ordered by the caller; different files are independent.
+ */
 export class MetadataStore {
   /** root/metadata */
   readonly dir: string;
