@@ -2,6 +2,7 @@
  * Thin devices of a DeviceSet: creating (create_thin for the base, create_snap for the rest)
  * and deleting them inside a transaction, activating and deactivating them.
  */
+import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as dm from '../dm';
 import { DevmapperError, ErrorCodes } from '../errors';
@@ -223,7 +224,12 @@ export async function activateIfNeeded(s: DeviceSetState, hash: string, meta: De
   if (reap) return dm.usableDevicePath(name);
   // Active already, from a mount that did not wait for udev: the caller gets a path that exists.
   if (steps.length === 0 && dm.udevReaperStats().pending > 0) await dm.udevWaitName(name);
-  return `/dev/mapper/${name}`;
+  const path = `/dev/mapper/${name}`;
+  // The promise is a path that exists. Once (a loaded full run, containerd's view right after
+  // its garbage collection removed devices) it did not after the wait, cause not found: the
+  // node is then made to match the kernel by hand, as libdevmapper's fallback would.
+  if (!existsSync(path)) await dm.updateNodes(name);
+  return path;
 }
 
 export interface DeactivateOptions {

@@ -4,6 +4,7 @@
  * delete discards and deactivates it in one job, a snapshot of it works, and shutdown and
  * deactivateIdleDevices leave none. keepActive 0 is Docker's behaviour: the unmount deactivates.
  */
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dm } from '../../lib';
@@ -31,6 +32,20 @@ async function activeHashes(ds: DeviceSet, hashes: string[]): Promise<string[]> 
 
 describeKernel('keepActive: devices left active after their unmount', () => {
   jest.setTimeout(180_000);
+
+  test('activateDevice returns a /dev/mapper path that exists, also when the node of an active device went missing', async () => {
+    await withDeviceSet(async (ds) => {
+      await ds.addDevice('a', '');
+      const path = await ds.activateDevice('a');
+      expect(existsSync(path)).toBe(true);
+      await rm(path);
+      const again = await ds.activateDevice('a');
+      expect(again).toBe(path);
+      expect(statSync(again).isBlockDevice()).toBe(true);
+      await ds.deactivateDevice('a');
+      await ds.deleteDevice('a', { sync: true });
+    }, { options: typedTestOptions() });
+  });
 
   test("keepActive 0 is Docker's behaviour: the unmount deactivates", async () => {
     await withDeviceSet(async (ds, root) => {
